@@ -1,0 +1,136 @@
+"""The FAR substitute: a multi-head bidirectional LSTM (paper §3.2).
+
+x (B, N, D) -> LayerNorm -> Linear(D, H*d) -> H heads of d -> per head a forward
+and a backward LSTM -> concat (B, N, sum of hidden sizes) -> Linear(., D).
+Each head and direction owns its own `nn.LSTM`, so pruning can give each a
+different hidden size.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from far_modules.spec import SiteSpec
+
+HiddenSizes = tuple[tuple[int, int], ...]
+
+
+class MultiHeadBiLSTM(nn.Module):
+    """Drop-in replacement for a (B, N, D) -> (B, N, D) attention module.
+
+    Args:
+        dim: token width D.
+        hidden_sizes: (forward, backward) hidden size per head.
+        head_dim: input width d of each head's LSTMs.
+        bias: biases in the projections and LSTMs.
+    """
+
+    def __init__(self, dim: int, hidden_sizes: HiddenSizes, head_dim: int, bias: bool = True) -> None:
+        super().__init__()
+        self.dim, self.head_dim = dim, head_dim
+        self.hidden_sizes = tuple((int(f), int(b)) for f, b in hidden_sizes)
+        self.norm = nn.LayerNorm(dim)
+        self.in_proj = nn.Linear(dim, self.num_heads * head_dim, bias=bias)
+        self.forward_lstms = nn.ModuleList(_lstm(head_dim, f, bias) for f, _ in self.hidden_sizes)
+        self.backward_lstms = nn.ModuleList(_lstm(head_dim, b, bias) for _, b in self.hidden_sizes)
+        self.out_proj = nn.Linear(sum(f + b for f, b in self.hidden_sizes), dim, bias=bias)
+
+    @property
+    def num_heads(self) -> int:
+        return len(self.hidden_sizes)
+
+    @classmethod
+    def from_site(
+        cls,
+        spec: SiteSpec,
+        *,
+        source: nn.Module | None = None,
+        heads: int | Literal["auto"] = "auto",
+        hidden_size: int | Literal["auto"] = "auto",
+        init: Literal["random", "attention"] = "random",
+        bias: bool = True,
+    ) -> MultiHeadBiLSTM:
+        """Build the paper's layout from a site: heads and hidden size default to the attention's.
+
+        `init="attention"` starts the input projection from the attention's value
+        projection and the output projection from its `proj`, as the official code does.
+        """
+        num_heads = spec.num_heads if heads == "auto" else heads
+        if num_heads < 1 or spec.dim % num_heads:
+            raise ValueError(f"heads={num_heads} does not divide the site's width {spec.dim}")
+        head_dim = spec.dim // num_heads
+        hidden = head_dim if hidden_size == "auto" else hidden_size
+        module = cls(spec.dim, ((hidden, hidden),) * num_heads, head_dim, bias=bias)
+        if init == "attention":
+            copy_attention_projections(module, source)
+        return module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        heads = self.in_proj(self.norm(x)).split(self.head_dim, dim=-1)  # H x (B, N, d)
+        outputs = []
+        for x_h, fwd, bwd in zip(heads, self.forward_lstms, self.backward_lstms):
+            outputs.append(fwd(x_h)[0])  # (B, N, h_fwd)
+            outputs.append(bwd(x_h.flip(1))[0].flip(1))  # (B, N, h_bwd)
+        return self.out_proj(torch.cat(outputs, dim=-1))  # (B, N, D)
+
+
+def _lstm(input_size: int, hidden_size: int, bias: bool) -> nn.LSTM:
+    return nn.LSTM(input_size, hidden_size, bias=bias, batch_first=True)
+
+
+@torch.no_grad()
+def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None) -> None:
+    """Seed `in_proj` from the attention's value projection and `out_proj` from its `proj`.
+
+    Head h of the attention writes columns [h*d, (h+1)*d) of `proj`'s input; both
+    LSTM directions of head h get those columns, halved, so that at the start the
+    sum of the two directions plays the role of the attention's head output.
+    """
+    value, proj = _value_projection(source), getattr(source, "proj", None)
+    d, heads = module.head_dim, module.num_heads
+    if value is None or not isinstance(proj, nn.Linear):
+        raise ValueError(f"init='attention' needs a source with a qkv (or v) Linear and a proj Linear, got {type(source).__name__}")
+    if value[0].shape != module.in_proj.weight.shape or proj.in_features != heads * d or proj.out_features != module.dim:
+        raise ValueError(
+            f"init='attention' needs matching shapes: value projection {tuple(value[0].shape)} vs in_proj "
+            f"{tuple(module.in_proj.weight.shape)}, proj {tuple(proj.weight.shape)} vs {heads} heads of {d}"
+        )
+    if any(f != d or b != d for f, b in module.hidden_sizes):
+        raise ValueError("init='attention' needs hidden_size equal to the head width")
+    if module.in_proj.weight.is_meta or value[0].is_meta:
+        return  # planning on the meta device checks shapes only
+    module.in_proj.weight.copy_(value[0])
+    _copy_bias(module.in_proj, value[1])
+    per_head = proj.weight.view(module.dim, heads, 1, d) / 2  # (D, H, 1, d)
+    module.out_proj.weight.copy_(per_head.expand(-1, -1, 2, -1).reshape(module.dim, heads * 2 * d))
+    _copy_bias(module.out_proj, proj.bias)
+
+
+def _value_projection(source: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """(weight, bias) of the value projection, from a fused `qkv` or a separate `v` Linear."""
+    qkv, v = getattr(source, "qkv", None), getattr(source, "v", None)
+    if isinstance(qkv, nn.Linear) and qkv.out_features % 3 == 0:
+        width = qkv.out_features // 3
+        bias = qkv.bias[2 * width :] if qkv.bias is not None else _qkv_v_bias(source, width)
+        return qkv.weight[2 * width :], bias
+    if isinstance(v, nn.Linear):
+        return v.weight, v.bias
+    return None
+
+
+def _qkv_v_bias(source: nn.Module, width: int) -> torch.Tensor | None:
+    """timm's BEiT-style attention keeps q and v biases apart from a bias-free qkv."""
+    v_bias = getattr(source, "v_bias", None)
+    return v_bias if isinstance(v_bias, torch.Tensor) and v_bias.numel() == width else None
+
+
+def _copy_bias(target: nn.Linear, bias: torch.Tensor | None) -> None:
+    if target.bias is None:
+        return
+    if bias is None:
+        target.bias.zero_()
+    else:
+        target.bias.copy_(bias)

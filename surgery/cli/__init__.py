@@ -1,0 +1,31 @@
+"""The `surgery` command: a thin shell over the public API, one small module per command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from surgery.cli.common import settings
+from surgery.cli.inspect_cmd import inspect
+from surgery.cli.plan_cmd import plan
+from surgery.cli.schema_cmd import schema
+from surgery.cli.validate_cmd import validate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    """Declarative attention replacement for timm transformers."""
+    settings["debug"] = debug
+
+
+app.command()(inspect)
+app.command()(plan)
+app.command()(validate)
+app.command()(schema)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,31 @@
+"""`surgery plan RECIPE`: sites -> substitutes, with params and MACs before and after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stdout
+from surgery.cli.render import plan_table, totals_table
+from surgery.recipe import load_recipe
+from surgery.summary import summarize_recipe
+
+
+@handles_errors
+def plan(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    overrides: SetOption = [],
+    device: DeviceOption = "cpu",
+    as_json: JsonOption = False,
+) -> None:
+    """Trace, detect, select and rewrite without training or weights; print what changes."""
+    summary = summarize_recipe(load_recipe(recipe, overrides), device)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    stdout.print(plan_table(summary))
+    stdout.print(totals_table(summary))
+    if summary.unselected:
+        stdout.print(f"left as attention: {', '.join(summary.unselected)}")

@@ -1,0 +1,48 @@
+"""Rich tables for the CLI; numbers in M (params) and G (MACs) with before -> after columns."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.table import Table
+
+from surgery.sites import Site
+from surgery.summary import PlanSummary
+
+
+def sites_table(title: str, sites: list[Site]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=title)
+    for column in ("#", "path", "class", "heads×d", "width", "tokens", "activation × activation products"):
+        table.add_column(column)
+    for site in sites:
+        table.add_row(
+            str(site.index), site.path, site.class_name, f"{site.num_heads}×{site.head_dim}", str(site.dim),
+            str(site.seq_len), ", ".join(site.products),
+        )
+    return table
+
+
+def plan_table(summary: PlanSummary) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=f"plan at input {summary.input_size}: attention → substitute (MACs = FLOPs/2, batch 1)")
+    for column in ("#", "site", "class", "heads×d", "substitute", "params M", "MACs M"):
+        table.add_column(column, justify="right" if column in ("#", "params M", "MACs M") else "left", no_wrap=True)
+    for s in summary.sites:
+        table.add_row(
+            str(s.index), s.path, s.class_name, f"{s.num_heads}×{s.head_dim}", s.substitute,
+            _arrow(s.params_before, s.params_after, 1e6), _arrow(s.macs_before, s.macs_after, 1e6),
+        )
+    return table
+
+
+def totals_table(summary: PlanSummary) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title="totals")
+    for column in ("model", "params (M)", "MACs (G)"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for totals in (summary.teacher, summary.student):
+        table.add_row(totals.name, f"{totals.params / 1e6:.3f}", f"{totals.macs / 1e9:.4f}")
+    change = summary.student.params / summary.teacher.params - 1, summary.student.macs / summary.teacher.macs - 1
+    table.add_row("change", f"{change[0]:+.1%}", f"{change[1]:+.1%}")
+    return table
+
+
+def _arrow(before: int, after: int, scale: float) -> str:
+    return f"{before / scale:.3f}→{after / scale:.3f}"

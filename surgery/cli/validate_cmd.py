@@ -1,0 +1,22 @@
+"""`surgery validate RECIPE`: schema and registry checks, no model built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from surgery.cli.common import SetOption, handles_errors, stdout
+from surgery.recipe import check_recipe, load_recipe
+
+
+@handles_errors
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    overrides: SetOption = [],
+) -> None:
+    """Exit 0 when the recipe is valid; otherwise print FILE:LINE:COL: message lines and exit 2."""
+    loaded = load_recipe(recipe, overrides)
+    check_recipe(loaded)
+    stdout.print(f"{recipe}: valid ({len(loaded.rewrites)} rewrites, {len(loaded.stages)} stages)", highlight=False)

@@ -1,0 +1,93 @@
+"""Parameters and multiply-accumulates of one forward pass (MACs = FLOPs / 2).
+
+`torch.utils.flop_counter` counts every matrix product it knows. Fused recurrent
+kernels it does not (on CPU they count as zero), so `_RecurrentPricer` prices
+them from their weight shapes instead of running them: counting needs shapes,
+never values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.module_tracker import ModuleTracker
+
+from surgery.recurrent import RecurrentShapes
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Totals and per-module MACs (module paths as in `named_modules`)."""
+
+    params: int
+    macs: int
+    macs_by_module: dict[str, int]
+
+    def module_macs(self, path: str) -> int:
+        return self.macs_by_module.get(path, 0)
+
+
+def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Counts:
+    """Count parameters and MACs for a `batch` of inputs of `input_size` (C, H, W).
+
+    Example:
+        >>> import timm
+        >>> counts = count(timm.create_model("deit_tiny_patch16_224"), (3, 224, 224))
+        >>> round(counts.macs / 1e9, 2), round(counts.params / 1e6, 1)
+        (1.25, 5.7)
+    """
+    reference = next(model.parameters())
+    example = torch.empty(batch, *input_size, device=reference.device, dtype=reference.dtype)
+    recurrent = _RecurrentPricer()
+    # The math backend runs attention as matmuls, which the counter prices; fused CPU kernels it does not.
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, recurrent:
+        model(example)
+    by_module = Counter(
+        {_strip_root(name): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items() if name != "Global"}
+    )
+    by_module.update(recurrent.macs_by_module)
+    total = counter.get_total_flops() // 2 + recurrent.total
+    return Counts(params=sum(p.numel() for p in model.parameters()), macs=total, macs_by_module=dict(by_module))
+
+
+def module_params(model: nn.Module, path: str) -> int:
+    return sum(p.numel() for p in model.get_submodule(path).parameters())
+
+
+def recurrent_macs(x: torch.Tensor, weights: list[torch.Tensor]) -> int:
+    """Every token of every sequence meets every gate weight once, in each layer and direction."""
+    return x.shape[0] * x.shape[1] * sum(w.numel() for w in weights if w.dim() == 2)
+
+
+class _RecurrentPricer(RecurrentShapes):
+    """Adds each recurrent op's MACs to every module that was running it."""
+
+    def __init__(self) -> None:
+        super().__init__(meta_only=False)
+        self.tracker = ModuleTracker()
+        self.macs_by_module: Counter[str] = Counter()
+        self.total = 0
+
+    def __enter__(self) -> _RecurrentPricer:
+        self.tracker.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.tracker.__exit__(*exc)
+
+    def on_recurrent(self, x: torch.Tensor, weights: list[torch.Tensor]) -> None:
+        macs = recurrent_macs(x, weights)
+        self.total += macs
+        for name in self.tracker.parents - {"Global"}:
+            self.macs_by_module[_strip_root(name)] += macs
+
+
+def _strip_root(name: str) -> str:
+    """Trackers name modules `RootClass.a.b`; `named_modules` says `a.b`."""
+    return name.partition(".")[2]

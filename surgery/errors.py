@@ -1,0 +1,40 @@
+"""Errors a user can fix. The CLI prints each as one line on stderr and exits with code 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SurgeryError(Exception):
+    """Bad input (recipe, model, selection, substitute): says where and what was expected."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a recipe file (1-based line and column), or a `--set` override."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a recipe, at one place."""
+
+    location: Location | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class RecipeError(SurgeryError):
+    """A recipe that failed validation; holds every problem found, one line each."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))

@@ -1,0 +1,76 @@
+"""Building the teacher: timm models by name, with hub weights or a local checkpoint."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Literal
+
+import torch
+from torch import nn
+
+from surgery.errors import SurgeryError
+
+Device = Literal["cpu", "cuda", "meta"]
+
+
+def check_model_name(name: str) -> None:
+    """Raise with the closest timm names when `name` (optionally `arch.pretrained_tag`) is unknown."""
+    import timm
+
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name.split(".")[0], timm.list_models(), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `timm.list_models('*pattern*')` lists names"
+    raise SurgeryError(f"model.name: {name!r} is not a timm model{hint}")
+
+
+def build_model(
+    name: str,
+    kwargs: dict[str, object] | None = None,
+    *,
+    pretrained: bool = False,
+    checkpoint: str | None = None,
+    device: Device = "cpu",
+) -> nn.Module:
+    """Create a timm model in eval mode on `device`; `meta` allocates no weights (for planning).
+
+    Hub weights come from timm's own loader (Hugging Face Hub cache, `HF_HUB_OFFLINE=1` to
+    stay offline); `checkpoint` is a local `.safetensors`/`.pth` file loaded by timm.
+    """
+    import timm
+
+    check_model_name(name)
+    if device == "meta" and (pretrained or checkpoint):
+        raise SurgeryError("--device meta plans shapes only; it cannot load pretrained weights or a checkpoint")
+    try:
+        with torch.device(device):
+            model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
+    except (TypeError, ValueError, AssertionError, RuntimeError, FileNotFoundError) as error:
+        raise SurgeryError(f"model {name!r} with kwargs {kwargs or {}}: {error}") from error
+    return model.eval()
+
+
+def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
+    """(C, H, W) the model expects: the recipe's override, else the patch embedding's, else timm's config."""
+    if override is not None:
+        return override
+    from timm.data import resolve_model_data_config
+
+    channels, height, width = resolve_model_data_config(model)["input_size"]
+    embed = getattr(model, "patch_embed", None)
+    size = getattr(embed, "img_size", None)
+    proj = getattr(embed, "proj", None)
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        height, width = size
+    if isinstance(proj, nn.Conv2d):
+        channels = proj.in_channels
+    return int(channels), int(height), int(width)
+
+
+def example_input(model: nn.Module, size: tuple[int, int, int], batch: int = 1) -> torch.Tensor:
+    """A random batch on the model's device, for tracing and shape propagation."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    if device.type == "meta":
+        return torch.empty(batch, *size, device="meta")
+    return torch.randn(batch, *size, generator=generator).to(device)

@@ -1,0 +1,88 @@
+"""Plan, then apply: everything that can be checked before touching a weight is checked here.
+
+`plan` traces, detects, selects and test-builds every substitute on the meta
+device; it mutates nothing and returns an immutable `Plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from far_modules import SiteSpec, UnknownNameError, build_substitute
+from surgery.errors import SurgeryError
+from surgery.models import example_input, input_size
+from surgery.recipe.schema import Recipe
+from surgery.select import EmptySelection, select
+from surgery.sites import Site, find_sites
+
+
+@dataclass(frozen=True)
+class Step:
+    """Replace one site with one substitute."""
+
+    site: Site
+    substitute: str
+    params: dict[str, object] = field(hash=False)
+    rewrite_index: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole surgery as data: what the model is, what was found, what will change."""
+
+    model: str
+    input_size: tuple[int, int, int]
+    seed: int
+    sites: tuple[Site, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def selected_paths(self) -> list[str]:
+        return [step.site.path for step in self.steps]
+
+
+def plan(recipe: Recipe, model: nn.Module) -> Plan:
+    """Find and select the sites of `model` (built from `recipe.model`) and check every substitute.
+
+    Example:
+        >>> from surgery import build_model, load_recipe
+        >>> recipe = load_recipe("recipes/deit_far.yaml")
+        >>> len(plan(recipe, build_model(recipe.model.name, device="meta")).steps)
+        12
+    """
+    size = input_size(model, recipe.model.input_size)
+    sites = find_sites(model, example_input(model, size))
+    try:
+        chosen = select(sites, recipe.rewrites)
+    except EmptySelection as error:
+        raise _located(recipe, ("rewrites", error.rewrite_index, "select"), str(error)) from error
+    steps = tuple(_step(recipe, model, site, index) for site, index in chosen)
+    return Plan(recipe.model.name, size, recipe.seed, tuple(sites), steps)
+
+
+def site_spec(site: Site) -> SiteSpec:
+    """The shapes a substitute is built from."""
+    return SiteSpec(dim=site.dim, num_heads=site.num_heads, head_dim=site.head_dim, seq_len=site.seq_len)
+
+
+def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> Step:
+    rewrite = recipe.rewrites[rewrite_index]
+    where = ("rewrites", rewrite_index)
+    if site.layout != "tokens":
+        raise _located(recipe, (*where, "select"), f"site {site.path} ({site.class_name}) takes input that is not (B, N, C) tokens; no adapter for it yet")
+    try:
+        with torch.device("meta"):
+            build_substitute(rewrite.substitute, site_spec(site), model.get_submodule(site.path), **rewrite.params)
+    except UnknownNameError as error:
+        raise _located(recipe, (*where, "substitute"), str(error)) from error
+    except (TypeError, ValueError) as error:
+        raise _located(recipe, (*where, "params"), f"substitute {rewrite.substitute!r} at site {site.path}: {error}") from error
+    return Step(site, rewrite.substitute, dict(rewrite.params), rewrite_index)
+
+
+def _located(recipe: Recipe, path: tuple[str | int, ...], message: str) -> SurgeryError:
+    location = recipe.location_of(path)
+    return SurgeryError(f"{location}: {message}" if location else message)

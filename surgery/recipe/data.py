@@ -1,0 +1,68 @@
+"""Where a recipe's images come from (a union on `kind`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from surgery.recipe.strict import StrictModel
+
+
+class FolderData(StrictModel):
+    """An ImageFolder / ImageNet layout on disk, with timm's training augmentation."""
+
+    kind: Literal["folder"] = "folder"
+    """Data source type."""
+    root: Path
+    """Directory holding the split folders (relative paths start at the working directory)."""
+    train_split: str = "train"
+    """Sub-folder of the training images."""
+    val_split: str = "validation"
+    """Sub-folder of the validation images."""
+    num_classes: int | None = Field(None, ge=1)
+    """Number of classes; none takes the number of class folders."""
+    workers: int = Field(4, ge=0)
+    """Data-loader worker processes."""
+    auto_augment: str | None = "rand-m9-mstd0.5-inc1"
+    """timm auto-augment policy; none disables it."""
+    mixup: float = Field(0.8, ge=0)
+    """Mixup alpha; 0 disables it."""
+    cutmix: float = Field(1.0, ge=0)
+    """CutMix alpha; 0 disables it."""
+    reprob: float = Field(0.25, ge=0, le=1)
+    """Random-erasing probability."""
+    color_jitter: float = Field(0.3, ge=0)
+    """Colour-jitter strength."""
+    interpolation: str = "bicubic"
+    """Resize interpolation."""
+
+
+class DigitsData(StrictModel):
+    """scikit-learn's embedded 8x8 digits: runs offline on a laptop CPU."""
+
+    kind: Literal["digits"] = "digits"
+    """Data source type."""
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    """Share of the images held out for validation."""
+    split_seed: int = 0
+    """Seed of the train/validation split."""
+    workers: int = Field(0, ge=0)
+    """Data-loader worker processes."""
+
+
+class SyntheticData(StrictModel):
+    """Random images and labels: for smoke tests and timing, not accuracy."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    """Data source type."""
+    num_samples: int = Field(ge=1)
+    """Images per split."""
+    num_classes: int = Field(ge=1)
+    """Number of label values."""
+    workers: int = Field(0, ge=0)
+    """Data-loader worker processes."""
+
+
+Data = Annotated[FolderData | DigitsData | SyntheticData, Field(discriminator="kind")]

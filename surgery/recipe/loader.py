@@ -1,0 +1,158 @@
+"""Reads recipe files into a validated `Recipe`, keeping where every key was written.
+
+The only module that imports yaml, and only its safe loader. Reading goes YAML
+(with positions) -> `extends` chain merged -> `--set` overrides -> pydantic.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from surgery.errors import Location, Problem, RecipeError
+from surgery.recipe.overrides import parse_override, set_value
+from surgery.recipe.problems import validation_problems
+from surgery.recipe.schema import Recipe
+from surgery.recipe.tree import KeyPath, Locations, deep_merge, merged_locations
+
+Located = tuple[Any, Locations]
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats without a dot (3e-4, 1e-6) as floats, not strings."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+.0123456789")
+)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Reads, merges, overrides and validates a recipe; every problem found is raised at once.
+
+    Raises:
+        RecipeError: each problem with its file:line:column and what was expected.
+
+    Example:
+        >>> recipe = load_recipe("recipes/quickstart.yaml", ["stages.0.lr=3e-4"])  # doctest: +SKIP
+    """
+    data, locations = _resolve(Path(path), ())
+    apply_overrides(data, locations, overrides)
+    try:
+        return Recipe.model_validate(data, context={"locations": locations})
+    except ValidationError as error:
+        raise RecipeError(validation_problems(error, data, locations)) from None
+
+
+def apply_overrides(data: dict[str, Any], locations: Locations, overrides: Sequence[str]) -> None:
+    """Applies `--set dotted.key=value` texts in order; each value is read as a YAML scalar or flow value."""
+    problems: list[Problem] = []
+    for text in overrides:
+        try:
+            override = parse_override(text)
+            value, _ = _parse_yaml(override.value_text, override.location.file)
+            set_value(data, locations, override, value)
+        except RecipeError as error:
+            problems += error.problems
+    if problems:
+        raise RecipeError(problems)
+
+
+def _parse_yaml(text: str, file: str) -> Located:
+    """YAML text -> (plain data, where each mapping key and list item starts)."""
+    try:
+        return _construct(text, file)
+    except yaml.YAMLError as error:
+        raise RecipeError([_yaml_problem(error, file)]) from None
+
+
+def _construct(text: str, file: str) -> Located:
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        locations: Locations = {}
+        data = None if node is None else _build(loader, node, (), locations, file, node.start_mark)
+        return data, locations
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(error: yaml.YAMLError, file: str) -> Problem:
+    """Syntax and unsafe-tag errors at the mark PyYAML gives; unreadable characters have none."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is None:
+        return Problem(None, f"invalid YAML in {file}: {' '.join(str(error).split())}")
+    return Problem(_location(mark, file), f"invalid YAML: {error.problem}")
+
+
+def _build(loader: _SafeLoader, node: yaml.Node, path: KeyPath, locations: Locations, file: str, mark: Any) -> Any:
+    """Constructs the value of `node`, recording `mark` (its key's, inside a mapping) as its place."""
+    locations[path] = _location(mark, file)
+    if isinstance(node, yaml.MappingNode):
+        return _build_mapping(loader, node, path, locations, file)
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, (*path, i), locations, file, item.start_mark) for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
+
+
+def _build_mapping(loader: _SafeLoader, node: yaml.MappingNode, path: KeyPath, locations: Locations, file: str) -> dict:
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        place = _location(key_node.start_mark, file)
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise RecipeError([Problem(place, "expected a plain key, got a mapping or list as a key")])
+        key = loader.construct_object(key_node)
+        if key in result:
+            raise RecipeError([Problem(place, f"duplicate key {key!r}; each key may appear once per mapping")])
+        result[key] = _build(loader, value_node, (*path, key), locations, file, key_node.start_mark)
+    return result
+
+
+def _location(mark: Any, file: str) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _resolve(path: Path, chain: tuple[Path, ...]) -> Located:
+    """The recipe at `path` with its `extends` chain merged in, base first, child winning."""
+    data, locations = _read_mapping(path)
+    if "extends" not in data:
+        return data, locations
+    base_path = _base_path(data.pop("extends"), path, locations)
+    chain = (*chain, path.resolve())
+    if base_path.resolve() in chain:
+        cycle = " -> ".join(map(str, (*chain, base_path.resolve())))
+        raise RecipeError([Problem(locations[("extends",)], f"extends cycle: {cycle}")])
+    base, base_locations = _resolve(base_path, chain)
+    merged = deep_merge(base, data)
+    return merged, merged_locations(merged, base_locations, locations)
+
+
+def _read_mapping(path: Path) -> Located:
+    """Reads one file, which must hold a mapping at its top level."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise RecipeError([Problem(None, f"cannot read recipe {path}: {reason}")]) from None
+    data, locations = _parse_yaml(text, str(path))
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise RecipeError([Problem(Location(str(path), 1, 1), f"expected a mapping of recipe keys, got {got}")])
+    return data, locations
+
+
+def _base_path(ref: Any, path: Path, locations: Locations) -> Path:
+    """The file `extends: ref` names, relative to the directory of the file that says it."""
+    place = locations[("extends",)]
+    if not isinstance(ref, str):
+        raise RecipeError([Problem(place, f"extends: expected a path to a base recipe, got {ref!r}")])
+    base = Path(os.path.normpath(path.parent / ref))
+    if not base.is_file():
+        raise RecipeError([Problem(place, f"extends: no recipe file at {base}")])
+    return base

@@ -1,0 +1,150 @@
+"""The recipe schema: what a recipe file may say, checked by pydantic, described in JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, JsonValue, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from surgery.errors import Location
+from surgery.recipe.data import Data
+from surgery.recipe.ranges import parse_layers
+from surgery.recipe.stages import Stage
+from surgery.recipe.strict import StrictModel
+from surgery.recipe.tree import KeyPath, Locations, nearest_location
+
+
+class ModelSpec(StrictModel):
+    """The timm model to operate on (the teacher)."""
+
+    name: str
+    """timm model name, optionally with a pretrained tag (deit_tiny_patch16_224.fb_in1k)."""
+    pretrained: bool = False
+    """Load the hub weights through timm."""
+    checkpoint: Path | None = None
+    """Local weights file loaded through timm (relative paths start at the working directory)."""
+    kwargs: dict[str, JsonValue] = {}
+    """Extra keyword arguments of timm.create_model (img_size, num_classes, ...)."""
+    input_size: tuple[int, int, int] | None = None
+    """Input (C, H, W); none takes the model's pretrained_cfg."""
+
+    @model_validator(mode="after")
+    def _one_weight_source(self) -> ModelSpec:
+        if self.pretrained and self.checkpoint is not None:
+            raise ValueError("pretrained and checkpoint are mutually exclusive; keep one weight source")
+        return self
+
+
+class Selector(StrictModel):
+    """Which attention sites a rewrite applies to.
+
+    Criteria inside one selector are AND-ed; when several rewrites select the
+    same site, the last one wins.
+    """
+
+    model_config = ConfigDict(validate_by_name=True)
+
+    path: str | list[str] = "*"
+    """fnmatch globs on the site's module path; a site matches if any glob does."""
+    class_: str | list[str] | None = Field(None, alias="class")
+    """Class name of the site's module, exact or glob; none accepts any class."""
+    layers: str | list[int] | None = None
+    """Indices of sites in graph order: "0-5,8" or a list of ints; none accepts all."""
+    exclude: list[str] = []
+    """Globs on the module path removed after every other criterion."""
+
+    @field_validator("layers")
+    @classmethod
+    def _valid_layers(cls, layers: str | list[int] | None) -> str | list[int] | None:
+        if layers is not None:
+            parse_layers(layers)
+        return layers
+
+
+class Rewrite(StrictModel):
+    """Replace the selected sites with a registered substitute."""
+
+    select: Selector = Selector()
+    """Which sites to replace."""
+    substitute: str = "bilstm"
+    """Registered substitute name."""
+    params: dict[str, JsonValue] = {}
+    """Keyword options of the substitute's from_site."""
+
+
+class ExportSpec(StrictModel):
+    """ONNX export of the student and its parity check."""
+
+    onnx: bool = True
+    """Export the student to ONNX."""
+    opset: int = Field(17, ge=7)
+    """ONNX opset version."""
+    dynamic_batch: bool = True
+    """Leave the batch dimension symbolic."""
+    atol: float = Field(1e-4, gt=0)
+    """Largest absolute difference allowed between ONNX Runtime and PyTorch outputs."""
+
+
+class HardwareSpec(StrictModel):
+    """The ReRAM in-memory-computing cost model and its GPU baseline."""
+
+    preset: str = "isaac"
+    """Crossbar device preset."""
+    policy: Literal["write", "digital"] = "write"
+    """How activation x activation products are priced: written into crossbars, or in digital units."""
+    gpu: str = "a100"
+    """GPU of the roofline baseline."""
+    overrides: dict[str, float | int | str] = {}
+    """Preset fields replaced by these values."""
+
+
+class Recipe(StrictModel):
+    """A whole recipe: the model, the rewrites, the stages that recover it, and what to report."""
+
+    extends: str | None = None
+    """Base recipe path, relative to this file; the loader merges it in, so a loaded recipe has none."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Run name: the folder under runs/."""
+    seed: int = 0
+    """Seed of every random number generator."""
+    model: ModelSpec
+    """The teacher."""
+    rewrites: list[Rewrite] = Field(min_length=1)
+    """Site replacements, applied in order."""
+    stages: list[Stage] = []
+    """Training and evaluation stages, run in order."""
+    data: Data | None = None
+    """Image source; none allows only data-free commands (plan, export, cost)."""
+    export: ExportSpec = ExportSpec()
+    """ONNX export."""
+    hardware: HardwareSpec = HardwareSpec()
+    """Hardware cost model."""
+
+    _locations: Locations = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _keep_locations(self, info: ValidationInfo) -> Recipe:
+        """Keeps the source map the loader passes as validation context, for later error messages."""
+        self._locations = dict((info.context or {}).get("locations", {}))
+        return self
+
+    def location_of(self, path: KeyPath) -> Location | None:
+        """Where `path` (or its nearest recorded parent) was written; None for recipes built in code.
+
+        Example:
+            >>> recipe.location_of(("rewrites", 0, "params", "heads"))  # doctest: +SKIP
+            Location(file='recipes/deit_far.yaml', line=12, column=7)
+        """
+        return nearest_location(self._locations, path)
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """JSON Schema of a recipe file, keyed by the names written in YAML (aliases)."""
+    return Recipe.model_json_schema(by_alias=True)
+
+
+def recipe_json_schema_text() -> str:
+    """The exact text of recipes/recipe.schema.json: pretty, sorted keys, trailing newline."""
+    return json.dumps(recipe_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,122 @@
+"""The stages of a recipe: what to train, how, and in which order (a union on `kind`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from surgery.recipe.strict import StrictModel
+
+
+class TrainingStage(StrictModel):
+    """Optimiser, schedule and batch settings shared by every stage that trains."""
+
+    name: str | None = None
+    """Label of the stage in logs and checkpoints; defaults to its kind and position."""
+    epochs: float = Field(gt=0)
+    """Length of the stage in epochs (fractions allowed)."""
+    optimizer: str = "adamw"
+    """timm optimizer name (timm.optim.create_optimizer_v2)."""
+    lr: float = Field(gt=0)
+    """Peak learning rate, reached after warm-up."""
+    weight_decay: float = Field(0.05, ge=0)
+    """Decoupled weight decay."""
+    warmup_epochs: float = Field(5, ge=0)
+    """Epochs of linear warm-up from warmup_lr to lr."""
+    warmup_lr: float = Field(1e-6, ge=0)
+    """Learning rate at the start of warm-up."""
+    min_lr: float = Field(1e-5, ge=0)
+    """Floor of the decay schedule."""
+    scheduler: Literal["cosine", "step", "none"] = "cosine"
+    """Learning-rate decay after warm-up."""
+    batch_size: int = Field(256, ge=1)
+    """Global batch size, summed over devices and accumulation steps."""
+    grad_accum_steps: int = Field(1, ge=1)
+    """Micro-batches accumulated before each optimiser step."""
+    clip_grad: float | None = Field(None, gt=0)
+    """Maximum global gradient norm; none clips nothing."""
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    """Mixed-precision autocast dtype."""
+    drop_path_rate: float | None = Field(None, ge=0, le=1)
+    """Stochastic-depth rate set on the model for this stage; none keeps the model's."""
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    """Label smoothing of the cross-entropy term."""
+
+
+class FitStage(TrainingStage):
+    """Train the teacher itself from scratch (when no pretrained weights exist)."""
+
+    kind: Literal["fit"] = "fit"
+    """Stage type."""
+
+
+class DistillStage(TrainingStage):
+    """Block-wise distillation: only substitutes train, matching the teacher's block outputs (paper eq. 4)."""
+
+    kind: Literal["distill"] = "distill"
+    """Stage type."""
+    similarity: Literal["mse", "cosine"] = "mse"
+    """Distance between teacher and student outputs."""
+    similarity_axis: Literal["channel", "token", "flat"] = "channel"
+    """Axis along which the cosine similarity is taken."""
+    at: Literal["block", "site"] = "block"
+    """Compare whole block outputs (the paper) or the replaced sites' outputs."""
+    reduce: Literal["sum", "mean"] = "sum"
+    """How the per-block losses combine."""
+    weight: float = Field(1.0, ge=0)
+    """λ, the weight of the block loss."""
+    ce_weight: float = Field(1.0, ge=0)
+    """Weight of the cross-entropy term on the labels."""
+    mode: Literal["free_running", "teacher_forced"] = "free_running"
+    """Feed each student block its own previous output, or the teacher's."""
+
+
+class KDSpec(StrictModel):
+    """Soft-label knowledge distillation from the teacher's logits."""
+
+    weight: float = Field(1.0, ge=0)
+    """Weight of the KL term beside the cross-entropy."""
+    temperature: float = Field(1.0, gt=0)
+    """Softmax temperature of both logits."""
+
+
+class FinetuneStage(TrainingStage):
+    """Train the student on the task loss, optionally with soft-label KD."""
+
+    kind: Literal["finetune"] = "finetune"
+    """Stage type."""
+    trainable: Literal["all", "substitutes"] | list[str] = "all"
+    """Which parameters train: all, only substitutes, or globs on parameter names."""
+    kd: KDSpec | None = None
+    """Soft-label KD from the teacher; none trains on labels alone."""
+
+
+class PruneStage(TrainingStage):
+    """Train with the DeepHoyer Group-HS penalty (paper eq. 5), then remove weak hidden units."""
+
+    kind: Literal["prune"] = "prune"
+    """Stage type."""
+    hoyer_weight: float = Field(gt=0)
+    """Coefficient of the Group-HS regulariser added to the task loss."""
+    threshold: float = Field(ge=0)
+    """Group norm under which a hidden unit is removed."""
+    regularizer: Literal["group_hs"] = "group_hs"
+    """Sparsity regulariser."""
+
+
+class EvaluateStage(StrictModel):
+    """Measure the current student without training it."""
+
+    kind: Literal["evaluate"] = "evaluate"
+    """Stage type."""
+    name: str | None = None
+    """Label of the stage in logs and reports."""
+    metrics: list[Literal["top1", "fidelity", "params", "macs"]] = ["top1", "fidelity", "params", "macs"]
+    """What to measure."""
+
+
+Stage = Annotated[
+    FitStage | DistillStage | FinetuneStage | PruneStage | EvaluateStage,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,53 @@
+"""Selection: which detected sites each rewrite applies to.
+
+Criteria inside one selector are AND-ed (path glob, class, layer indices, then
+`exclude` removes); when several rewrites select the same site, the last one wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+from surgery.errors import SurgeryError
+from surgery.recipe.ranges import parse_layers
+from surgery.recipe.schema import Rewrite, Selector
+from surgery.sites import Site
+
+
+class EmptySelection(SurgeryError):
+    """A rewrite's selector matched no site; the message lists the sites that exist."""
+
+    def __init__(self, rewrite_index: int, sites: Sequence[Site]) -> None:
+        self.rewrite_index = rewrite_index
+        listing = ", ".join(f"{s.index}:{s.path} ({s.class_name})" for s in sites) or "none"
+        super().__init__(f"selector matches no attention site; sites are {listing}")
+
+
+def select(sites: Sequence[Site], rewrites: Sequence[Rewrite]) -> list[tuple[Site, int]]:
+    """(site, index of the rewrite that takes it) for every selected site, in graph order.
+
+    Raises:
+        EmptySelection: a rewrite selects nothing (a typo in a glob should never pass silently).
+    """
+    owner: dict[int, int] = {}
+    for rewrite_index, rewrite in enumerate(rewrites):
+        matched = [site for site in sites if matches(rewrite.select, site)]
+        if not matched:
+            raise EmptySelection(rewrite_index, sites)
+        owner.update((site.index, rewrite_index) for site in matched)
+    return [(site, owner[site.index]) for site in sites if site.index in owner]
+
+
+def matches(selector: Selector, site: Site) -> bool:
+    """Whether `site` passes every criterion of `selector`."""
+    return (
+        _any_glob(selector.path, site.path)
+        and (selector.class_ is None or _any_glob(selector.class_, site.class_name))
+        and (selector.layers is None or site.index in parse_layers(selector.layers))
+        and not _any_glob(selector.exclude, site.path)
+    )
+
+
+def _any_glob(patterns: str | Sequence[str], name: str) -> bool:
+    return any(fnmatchcase(name, p) for p in ([patterns] if isinstance(patterns, str) else patterns))

@@ -1,0 +1,145 @@
+"""Attention detection by dataflow: a site is the innermost module that multiplies two activations.
+
+Class names are never consulted. In a deep trace, every contraction (matmul,
+bmm, einsum, scaled_dot_product_attention) whose operands both derive from the
+model input is an activation x activation product; the module that owns it
+(innermost entry of the node's module stack) is a site.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from surgery.errors import SurgeryError
+from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
+
+_CONTRACTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention}
+_CONTRACTION_METHODS = {"matmul", "bmm", "baddbmm", "__matmul__"}
+# Reading a shape, size or dtype yields metadata, not activations: dependence stops there.
+_METADATA_METHODS = {"size", "dim", "numel", "type"}
+_METADATA_ATTRS = {"shape", "dtype", "device", "ndim"}
+
+
+@dataclass(frozen=True)
+class Site:
+    """One replaceable attention: where it is, what it computes on, and its head layout."""
+
+    index: int
+    path: str
+    class_name: str
+    signature: str
+    layout: str
+    dim: int
+    num_heads: int
+    head_dim: int
+    seq_len: int | None
+    products: tuple[str, ...]
+
+    @property
+    def input_shape(self) -> str:
+        return f"(B, {self.seq_len if self.seq_len is not None else 'N'}, {self.dim})"
+
+
+def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
+    """All attention sites of `model`, in graph order, with shapes from `example` (a batch of inputs).
+
+    Example:
+        >>> import timm, torch
+        >>> model = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2)
+        >>> [s.path for s in find_sites(model, torch.randn(1, 3, 32, 32))]
+        ['blocks.0.attn', 'blocks.1.attn']
+    """
+    deep = trace(model)
+    propagate_shapes(deep, example)
+    products = _products_by_owner(deep)
+    shallow = trace(model, leaf_paths=products)
+    propagate_shapes(shallow, example)
+    calls = {node.target: node for node in shallow.graph.nodes if node.op == "call_module"}
+    return [
+        _describe(index, path, model.get_submodule(path), calls[path], nodes)
+        for index, (path, nodes) in enumerate(products.items())
+    ]
+
+
+def activation_products(graph_module: fx.GraphModule) -> list[fx.Node]:
+    """Contractions whose two (or more) tensor operands both depend on the graph's inputs."""
+    carries = _activation_nodes(graph_module.graph)
+    return [node for node in graph_module.graph.nodes if _is_contraction(node) and _activation_operands(node, carries) >= 2]
+
+
+def _products_by_owner(graph_module: fx.GraphModule) -> dict[str, list[fx.Node]]:
+    owners: dict[str, list[fx.Node]] = {}
+    for node in activation_products(graph_module):
+        stack = module_stack(node)
+        if not stack:
+            raise SurgeryError(f"{node.name}: an activation x activation product outside any submodule cannot be a site")
+        owners.setdefault(stack[-1], []).append(node)
+    return owners
+
+
+def _activation_nodes(graph: fx.Graph) -> set[fx.Node]:
+    carries: set[fx.Node] = set()
+    for node in graph.nodes:
+        if node.op == "placeholder" or (not _is_metadata(node) and any(i in carries for i in node.all_input_nodes)):
+            carries.add(node)
+    return carries
+
+
+def _is_metadata(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in _METADATA_METHODS
+    return node.op == "call_function" and node.target is getattr and node.args[1] in _METADATA_ATTRS
+
+
+def _is_contraction(node: fx.Node) -> bool:
+    if node.op == "call_function":
+        return node.target in _CONTRACTIONS
+    return node.op == "call_method" and node.target in _CONTRACTION_METHODS
+
+
+def _activation_operands(node: fx.Node, carries: set[fx.Node]) -> int:
+    operands = node.args[1:] if node.target is torch.einsum else node.args
+    if node.target is F.scaled_dot_product_attention:
+        operands = node.args[:3]
+    flat = [a for arg in operands for a in (arg if isinstance(arg, (list, tuple)) else (arg,))]
+    return sum(isinstance(a, fx.Node) and a in carries for a in flat)
+
+
+def _describe(index: int, path: str, module: nn.Module, call: fx.Node, products: list[fx.Node]) -> Site:
+    x_shape = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
+    if x_shape is None or len(x_shape) != 3:
+        layout, dim, seq_len = "unsupported", 0, None
+    else:
+        layout, dim, seq_len = "tokens", x_shape[-1], x_shape[1]
+    num_heads, head_dim = _head_layout(products[0])
+    return Site(
+        index=index,
+        path=path,
+        class_name=type(module).__name__,
+        signature=f"{type(module).__name__}.forward{inspect.signature(module.forward)}",
+        layout=layout,
+        dim=dim,
+        num_heads=num_heads,
+        head_dim=head_dim,
+        seq_len=seq_len,
+        products=tuple(_describe_product(n) for n in products),
+    )
+
+
+def _head_layout(product: fx.Node) -> tuple[int, int]:
+    """(heads, head width) from the query operand: (..., H, N, d) or (B*H, N, d)."""
+    query = product.args[1] if product.target is torch.einsum else product.args[0]
+    shape = shape_of(query) if isinstance(query, fx.Node) else None
+    if shape is None or len(shape) < 3:
+        return 1, shape[-1] if shape else 0
+    return (shape[-3] if len(shape) >= 4 else 1), shape[-1]
+
+
+def _describe_product(node: fx.Node) -> str:
+    return getattr(node.target, "__name__", str(node.target))

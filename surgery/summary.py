@@ -1,0 +1,97 @@
+"""What a plan changes, in numbers: per-site and total parameters and MACs, teacher vs student."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import fx, nn
+
+from surgery.counting import Counts, count, module_params
+from surgery.models import Device, build_model
+from surgery.plan import Plan, Step, plan
+from surgery.recipe import Recipe, check_recipe
+from surgery.rewrite import apply
+
+
+@dataclass(frozen=True)
+class SiteChange:
+    """One replaced site: its shapes and what the substitute costs against the attention."""
+
+    index: int
+    path: str
+    class_name: str
+    num_heads: int
+    head_dim: int
+    dim: int
+    seq_len: int | None
+    substitute: str
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    name: str
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """The table `surgery plan` prints; MACs are multiply-accumulates (FLOPs / 2) for one input."""
+
+    input_size: tuple[int, int, int]
+    sites: list[SiteChange]
+    unselected: list[str]
+    teacher: ModelTotals
+    student: ModelTotals
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        for site in data["sites"]:
+            site["class"] = site.pop("class_name")
+        return {"macs_unit": "multiply-accumulates (FLOPs / 2), batch 1", **data}
+
+
+def summarize(plan: Plan, teacher: nn.Module, student: fx.GraphModule) -> PlanSummary:
+    """Count teacher and student once each and line the sites up."""
+    before, after = count(teacher, plan.input_size), count(student, plan.input_size)
+    selected = set(plan.selected_paths)
+    return PlanSummary(
+        input_size=plan.input_size,
+        sites=[_change(step, teacher, student, before, after) for step in plan.steps],
+        unselected=[site.path for site in plan.sites if site.path not in selected],
+        teacher=ModelTotals(plan.model, before.params, before.macs),
+        student=ModelTotals(f"{plan.model} + surgery", after.params, after.macs),
+    )
+
+
+def _change(step: Step, teacher: nn.Module, student: nn.Module, before: Counts, after: Counts) -> SiteChange:
+    site = step.site
+    return SiteChange(
+        index=site.index,
+        path=site.path,
+        class_name=site.class_name,
+        num_heads=site.num_heads,
+        head_dim=site.head_dim,
+        dim=site.dim,
+        seq_len=site.seq_len,
+        substitute=step.substitute,
+        params_before=module_params(teacher, site.path),
+        params_after=module_params(student, site.path),
+        macs_before=before.module_macs(site.path),
+        macs_after=after.module_macs(site.path),
+    )
+
+
+def summarize_recipe(recipe: Recipe, device: Device = "cpu") -> PlanSummary:
+    """What `surgery plan` shows: check the recipe, build its model without weights, plan, apply, count.
+
+    No weights are downloaded: shapes and counts do not depend on them.
+    """
+    check_recipe(recipe)
+    teacher = build_model(recipe.model.name, recipe.model.kwargs, device=device)
+    surgery_plan = plan(recipe, teacher)
+    return summarize(surgery_plan, teacher, apply(teacher, surgery_plan))

@@ -1,0 +1,80 @@
+"""torch.fx tracing of timm models that respects timm's own leaf and autowrap registrations.
+
+Two depths: a *deep* trace (everything but timm's and torch's leaves) for finding
+attention by dataflow, and a *shallow* trace where chosen modules (the sites)
+stay single `call_module` nodes, which is what the rewrite edits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Collection
+
+import torch
+from torch import fx, nn
+
+from surgery.errors import SurgeryError
+from surgery.recurrent import RecurrentShapes
+
+
+class TimmTracer(fx.Tracer):
+    """An fx tracer that keeps timm's registered no-trace modules/functions and `leaf_paths` opaque."""
+
+    def __init__(self, leaf_paths: Collection[str] = ()) -> None:
+        from timm.layers import get_notrace_functions, get_notrace_modules
+
+        super().__init__(
+            autowrap_modules=(math,),
+            autowrap_functions=tuple(f for f in get_notrace_functions() if callable(f)),
+        )
+        self.leaf_paths = frozenset(leaf_paths)
+        self.timm_leaves = tuple(get_notrace_modules())
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        if qualified_name in self.leaf_paths or isinstance(module, self.timm_leaves):
+            return True
+        return super().is_leaf_module(module, qualified_name)
+
+
+def trace(model: nn.Module, leaf_paths: Collection[str] = ()) -> fx.GraphModule:
+    """Trace `model` for a single image-batch input; other forward arguments take their defaults.
+
+    Raises:
+        SurgeryError: the model's forward cannot be traced symbolically.
+    """
+    tracer = TimmTracer(leaf_paths)
+    try:
+        graph = tracer.trace(model, concrete_args=_default_arguments(model))
+    except Exception as error:  # fx raises many types (TraceError, TypeError, ...) for untraceable code
+        raise SurgeryError(f"{type(model).__name__}: torch.fx cannot trace this model: {error}") from error
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _default_arguments(model: nn.Module) -> dict[str, object]:
+    """Pin every forward parameter after the first to its default (masks off, no extra inputs)."""
+    parameters = list(inspect.signature(model.forward).parameters.values())[1:]
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def module_stack(node: fx.Node) -> list[str]:
+    """Qualified paths of the modules that were executing when `node` was recorded, outermost first."""
+    stack = node.meta.get("nn_module_stack", {})
+    return [path for path, _ in stack.values() if path]
+
+
+def shape_of(node: fx.Node) -> tuple[int, ...] | None:
+    """The tensor shape ShapeProp recorded for `node`, if it produced one tensor."""
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+def propagate_shapes(graph_module: fx.GraphModule, example: torch.Tensor) -> None:
+    """Run ShapeProp; failures name the node that failed."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    try:
+        with RecurrentShapes(meta_only=True):
+            ShapeProp(graph_module).propagate(example)
+    except Exception as error:  # ShapeProp re-raises the op's own error type
+        raise SurgeryError(f"shape propagation failed: {error}") from error

@@ -1,0 +1,72 @@
+"""Semantic checks: names that timm and the substitute registry must know, and files that must exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from surgery.errors import RecipeError
+from surgery.recipe import Recipe, check_recipe, load_recipe
+
+RECIPE = """\
+name: tiny
+model:
+  name: deit_tiny_patch16_224
+rewrites:
+  - substitute: bilstm
+    params: {heads: 3, hidden_size: auto, init: attention, bias: false}
+"""
+
+
+@pytest.fixture
+def recipe_file(tmp_path: Path) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(RECIPE, encoding="utf-8")
+    return path
+
+
+def problems_of(recipe: Recipe) -> list[str]:
+    with pytest.raises(RecipeError) as caught:
+        check_recipe(recipe)
+    return [str(problem) for problem in caught.value.problems]
+
+
+@pytest.mark.parametrize("name", ["deit_tiny_patch16_224", "deit_tiny_patch16_224.fb_in1k", "hf-hub:org/model"])
+def test_known_names_pass(recipe_file: Path, name: str) -> None:
+    check_recipe(load_recipe(recipe_file, [f"model.name={name}"]))
+
+
+def test_unknown_model_suggests_close_names(recipe_file: Path) -> None:
+    [problem] = problems_of(load_recipe(recipe_file, ["model.name=deit_tiny_patch16_22"]))
+    assert problem.startswith("--set model.name=deit_tiny_patch16_22:1:1: model.name: unknown timm model")
+    assert "did you mean 'deit_tiny_patch16_224'" in problem
+
+
+def test_unknown_tagged_model_is_checked_without_its_tag(recipe_file: Path) -> None:
+    [problem] = problems_of(load_recipe(recipe_file, ["model.name=deit_tiny_patch16_22.fb_in1k"]))
+    assert "unknown timm model 'deit_tiny_patch16_22.fb_in1k' (did you mean 'deit_tiny_patch16_224'" in problem
+
+
+def test_unknown_substitute_lists_registered_ones(recipe_file: Path) -> None:
+    [problem] = problems_of(load_recipe(recipe_file, ["rewrites.0.substitute=bilstn", "rewrites.0.params={}"]))
+    assert problem.startswith("--set rewrites.0.substitute=bilstn:1:1: rewrites.0.substitute: unknown substitute")
+    assert "did you mean 'bilstm'" in problem and "known: " in problem
+
+
+def test_unknown_param_lists_accepted_params(recipe_file: Path) -> None:
+    [problem] = problems_of(load_recipe(recipe_file, ["rewrites.0.params.hiden_size=8"]))
+    assert problem.startswith("--set rewrites.0.params.hiden_size=8:1:1: rewrites.0.params.hiden_size: bilstm takes")
+    assert "(did you mean 'hidden_size'?); accepted: heads, hidden_size, init, bias" in problem
+
+
+def test_missing_checkpoint_is_located(recipe_file: Path) -> None:
+    text = RECIPE.replace("model:\n", "model:\n  checkpoint: absent.pt\n")
+    recipe_file.write_text(text, encoding="utf-8")
+    [problem] = problems_of(load_recipe(recipe_file))
+    assert problem == f"{recipe_file}:3:3: model.checkpoint: no file at absent.pt"
+
+
+def test_every_problem_is_reported(recipe_file: Path) -> None:
+    overrides = ["model.name=nope_model", "rewrites.0.params.x=1", "rewrites.0.params.y=2"]
+    assert len(problems_of(load_recipe(recipe_file, overrides))) == 3
