@@ -11,14 +11,14 @@ class SurgeryError(Exception):
 
 @dataclass(frozen=True)
 class Location:
-    """A place in a recipe file (1-based line and column), or a `--set` override."""
+    """A place in a recipe file (1-based line and column), or a `--set` override (line 0: no position)."""
 
     file: str
     line: int
     column: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+from surgery.recipe.check import check_recipe
 from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData
 from surgery.recipe.loader import apply_overrides, load_recipe
 from surgery.recipe.ranges import parse_layers
@@ -29,9 +27,6 @@ from surgery.recipe.stages import (
     TrainingStage,
 )
 from surgery.recipe.tree import KeyPath
-
-if TYPE_CHECKING:
-    from surgery.recipe.check import check_recipe
 
 __all__ = [
     "Data",
@@ -61,9 +56,3 @@ __all__ = [
     "recipe_json_schema_text",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Imports `check_recipe` on first use: it loads timm and torch (seconds), which reading recipes never needs."""
-    if name == "check_recipe":
-        return importlib.import_module("surgery.recipe.check").check_recipe
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ def parse_override(text: str) -> Override:
         >>> parse_override("rewrites.0.params.heads=4").keys
         ('rewrites', '0', 'params', 'heads')
     """
-    location = Location(f"--set {text}", 1, 1)
+    location = Location(f"--set {text}", 0, 0)
     key, sep, value = text.partition("=")
     keys = tuple(part.strip() for part in key.split("."))
     if not sep or not all(keys):

@@ -38,7 +38,7 @@ def problems_of(path: Path, *overrides: str) -> list[str]:
 def test_parse_override_splits_key_and_value() -> None:
     override = parse_override("stages.1.lr=a=b")
     assert (override.keys, override.value_text) == (("stages", "1", "lr"), "a=b")
-    assert override.location == Location("--set stages.1.lr=a=b", 1, 1)
+    assert override.location == Location("--set stages.1.lr=a=b", 0, 0)
 
 
 @pytest.mark.parametrize("text", ["stages.1.lr", "=3", "stages..lr=3", "stages.=1"])
@@ -70,26 +70,26 @@ def test_later_overrides_win(recipe_file: Path) -> None:
 def test_override_replaces_whole_subtree_and_its_locations(recipe_file: Path) -> None:
     recipe = load_recipe(recipe_file, ["rewrites.0.params={hidden_size: 8}"])
     assert recipe.rewrites[0].params == {"hidden_size": 8}
-    place = Location("--set rewrites.0.params={hidden_size: 8}", 1, 1)
+    place = Location("--set rewrites.0.params={hidden_size: 8}", 0, 0)
     assert recipe.location_of(("rewrites", 0, "params", "hidden_size")) == place
     assert recipe.location_of(("rewrites", 0)) == Location(str(recipe_file), 5, 5)
 
 
 def test_index_out_of_range_is_refused(recipe_file: Path) -> None:
     assert problems_of(recipe_file, "stages.2.lr=1") == [
-        "--set stages.2.lr=1:1:1: no item '2' in stages: expected an index below its length, 2"
+        "--set stages.2.lr=1: no item '2' in stages: expected an index below its length, 2"
     ]
 
 
 def test_key_into_a_list_or_scalar_is_refused(recipe_file: Path) -> None:
     problems = problems_of(recipe_file, "stages.first.lr=1", "name.value=1")
     assert "no item 'first' in stages" in problems[0]
-    assert problems[1] == "--set name.value=1:1:1: cannot set 'value' inside name, which is 'tiny'"
+    assert problems[1] == "--set name.value=1: cannot set 'value' inside name, which is 'tiny'"
 
 
 def test_invalid_value_points_at_the_override(recipe_file: Path) -> None:
     assert problems_of(recipe_file, "stages.0.lr=fast") == [
-        "--set stages.0.lr=fast:1:1: stages.0.lr: "
+        "--set stages.0.lr=fast: stages.0.lr: "
         "expected a valid number, unable to parse string as a number, got 'fast'"
     ]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -110,8 +108,3 @@ def test_committed_json_schema_is_fresh() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == recipe_json_schema_text(), (
         "recipes/recipe.schema.json is stale; regenerate it with surgery.recipe.recipe_json_schema_text()"
     )
-
-
-def test_reading_recipes_does_not_import_timm() -> None:
-    code = "import sys, surgery.recipe; assert 'timm' not in sys.modules and 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=SCHEMA_FILE.parents[1])

@@ -1,0 +1,138 @@
+"""Golden tests of the CLI contract: exit codes, one-line located errors, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from surgery.cli import app
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+DEIT = str(RECIPES / "deit_far.yaml")
+LOCATED = re.compile(r"^(\S+:\d+:\d+|--set \S+): ")
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+MINIMAL = """\
+name: tiny
+model:
+  name: vit_tiny_patch16_224
+  kwargs: {img_size: 32, patch_size: 8, depth: 2}
+rewrites:
+  - select: {path: "blocks.*.attn"}
+    substitute: bilstm
+"""
+
+
+def test_validate_accepts_the_paper_recipe():
+    result = invoke("validate", DEIT)
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.stdout
+
+
+def test_validate_reports_unknown_key_with_location_and_suggestion(tmp_path):
+    recipe = write(tmp_path, MINIMAL.replace("substitute: bilstm", "substitute: bilstm\n    parms: {}"))
+    result = invoke("validate", recipe)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and LOCATED.match(lines[0]), lines
+    assert lines[0].startswith(f"{recipe}:8:5:") and "params" in lines[0]
+
+
+def test_validate_reports_wrong_type_with_location(tmp_path):
+    recipe = write(tmp_path, MINIMAL.replace("name: tiny", "name: tiny\nseed: many"))
+    result = invoke("validate", recipe)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{recipe}:2:1:") and "seed" in result.stderr
+
+
+def test_validate_names_registered_substitutes(tmp_path):
+    result = invoke("validate", write(tmp_path, MINIMAL.replace("substitute: bilstm", "substitute: bilstn")))
+    assert result.exit_code == 2
+    assert LOCATED.match(result.stderr) and "did you mean 'bilstm'" in result.stderr
+
+
+def test_plan_json_contract_on_the_paper_recipe():
+    result = invoke("plan", DEIT, "--device", "meta", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["sites"]) == 12
+    assert {"path", "class", "num_heads", "head_dim", "dim", "substitute"} <= set(data["sites"][0])
+    assert data["sites"][0]["class"] == "Attention" and data["sites"][0]["num_heads"] == 3
+    for model in ("teacher", "student"):
+        assert isinstance(data[model]["params"], int) and isinstance(data[model]["macs"], int)
+    assert abs(data["student"]["params"] / 7.7e6 - 1) < 0.02
+    assert abs(data["student"]["macs"] / 1.45e9 - 1) < 0.03
+
+
+def test_plan_set_override_changes_the_model():
+    result = invoke("plan", DEIT, "--device", "meta", "--json", "--set", "model.name=deit_small_patch16_224")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sites"][0]["num_heads"] == 6
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("rewrites.0.params.heads=5", "heads=5 does not divide"),
+        ("model.name=deit_tiny_patch16_22", "did you mean 'deit_tiny_patch16_224'"),
+        ("rewrites.0.select.path=block.*.attn", "matches no attention site; sites are 0:blocks.0.attn"),
+        ("rewrites.0.substitute=lstm", "unknown substitute 'lstm'"),
+        ("rewrites.0.params.hidden=64", "hidden"),
+    ],
+)
+def test_plan_refuses_bad_input_in_one_located_line(override, expected):
+    result = invoke("plan", DEIT, "--device", "meta", "--set", override)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and LOCATED.match(lines[0]), lines
+    assert expected in lines[0]
+
+
+def test_plan_table_names_the_unit():
+    result = invoke("plan", DEIT, "--device", "meta")
+    assert result.exit_code == 0, result.output
+    assert "MACs = FLOPs/2" in result.stdout and "blocks.11.attn" in result.stdout
+
+
+def test_inspect_lists_sites_as_json():
+    result = invoke("inspect", "vit_tiny_patch16_224", "-k", "img_size=32", "-k", "patch_size=8", "-k", "depth=3", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [s["path"] for s in data["sites"]] == ["blocks.0.attn", "blocks.1.attn", "blocks.2.attn"]
+    assert data["sites"][0]["seq_len"] == 17 and data["input_size"] == [3, 32, 32]
+
+
+def test_inspect_unknown_model_suggests_names():
+    result = invoke("inspect", "deit_tiny_patch16")
+    assert result.exit_code == 2
+    assert "deit_tiny_patch16_224" in result.stderr
+
+
+def test_schema_matches_the_committed_file():
+    result = invoke("schema")
+    assert result.exit_code == 0
+    assert result.stdout == (RECIPES / "recipe.schema.json").read_text()
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_validates_and_plans(recipe):
+    assert invoke("validate", str(recipe)).exit_code == 0
+    result = invoke("plan", str(recipe), "--device", "meta", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sites"]
