@@ -71,6 +71,8 @@ def site_spec(site: Site) -> SiteSpec:
 def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> Step:
     rewrite = recipe.rewrites[rewrite_index]
     where = ("rewrites", rewrite_index)
+    if site.extra_inputs:
+        raise _located(recipe, (*where, "select"), f"site {site.path} ({site.class_name}) is called with {', '.join(site.extra_inputs)}; no adapter passes them on yet")
     if site.layout != "tokens":
         raise _located(recipe, (*where, "select"), f"site {site.path} ({site.class_name}) takes input that is not (B, N, C) tokens; no adapter for it yet")
     try:

@@ -40,6 +40,8 @@ class Site:
     head_dim: int
     seq_len: int | None
     products: tuple[str, ...]
+    extra_inputs: tuple[str, ...] = ()
+    """Arguments besides the tokens that the model passes with non-default values (masks, sizes)."""
 
     @property
     def input_shape(self) -> str:
@@ -129,6 +131,18 @@ def _describe(index: int, path: str, module: nn.Module, call: fx.Node, products:
         head_dim=head_dim,
         seq_len=seq_len,
         products=tuple(_describe_product(n) for n in products),
+        extra_inputs=_extra_inputs(call, module),
+    )
+
+
+def _extra_inputs(call: fx.Node, module: nn.Module) -> tuple[str, ...]:
+    """Names of the call's arguments after the first that are not left at the forward's defaults."""
+    bound = inspect.signature(module.forward).bind(*call.args, **call.kwargs)
+    parameters = bound.signature.parameters
+    return tuple(
+        name
+        for name, value in list(bound.arguments.items())[1:]
+        if isinstance(value, fx.Node) or value != parameters[name].default
     )
 
 
