@@ -1,6 +1,21 @@
-"""Substitute modules for attention, their registry, and the shapes they are built from."""
+"""Substitute modules for attention, their registry, the shapes they are built from, and their pruning."""
 
 from far_modules.bilstm import MultiHeadBiLSTM
+from far_modules.prune import (
+    DIRECTIONS,
+    Direction,
+    Prunable,
+    PruningReport,
+    UnitGroup,
+    UnitKey,
+    check_keep,
+    group_hs,
+    hoyer_penalty,
+    keep_masks,
+    prunable_modules,
+    pruning_report,
+    unit_counts,
+)
 from far_modules.registry import Registry, UnknownNameError
 from far_modules.spec import SiteSpec
 from far_modules.substitutes import (
@@ -13,14 +28,27 @@ from far_modules.substitutes import (
 )
 
 __all__ = [
+    "DIRECTIONS",
     "SUBSTITUTES",
+    "Direction",
     "MultiHeadBiLSTM",
+    "Prunable",
+    "PruningReport",
     "Registry",
     "SiteSpec",
+    "UnitGroup",
+    "UnitKey",
     "UnknownNameError",
     "build_substitute",
+    "check_keep",
     "get_substitute",
+    "group_hs",
+    "hoyer_penalty",
+    "keep_masks",
+    "prunable_modules",
+    "pruning_report",
     "register_substitute",
     "substitute_names",
     "substitute_options",
+    "unit_counts",
 ]

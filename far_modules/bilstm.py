@@ -3,16 +3,20 @@
 x (B, N, D) -> LayerNorm -> Linear(D, H*d) -> H heads of d -> per head a forward
 and a backward LSTM -> concat (B, N, sum of hidden sizes) -> Linear(., D).
 Each head and direction owns its own `nn.LSTM`, so pruning can give each a
-different hidden size.
+different hidden size; the module is `Prunable` (see `far_modules.prune`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import copy
+from collections.abc import Iterator, Mapping
+from functools import partial
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from far_modules.prune import Direction, UnitGroup, UnitKey, check_keep
 from far_modules.spec import SiteSpec
 
 HiddenSizes = tuple[tuple[int, int], ...]
@@ -76,9 +80,98 @@ class MultiHeadBiLSTM(nn.Module):
             outputs.append(bwd(x_h.flip(1))[0].flip(1))  # (B, N, h_bwd)
         return self.out_proj(torch.cat(outputs, dim=-1))  # (B, N, D)
 
+    def config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments: what a replay needs to rebuild this (possibly shrunk) shape."""
+        sizes = [[f, b] for f, b in self.hidden_sizes]
+        return {"dim": self.dim, "hidden_sizes": sizes, "head_dim": self.head_dim, "bias": self.in_proj.bias is not None}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MultiHeadBiLSTM:
+        return cls(**config)
+
+    def unit_groups(self) -> list[UnitGroup]:
+        """One group per head and direction, in `out_proj` column order."""
+        groups, offset = [], 0
+        for head, direction, lstm in self._lstms():
+            columns = slice(offset, offset + lstm.hidden_size)
+            squares = partial(_unit_squares, lstm, self.out_proj, columns)
+            groups.append(UnitGroup(head, direction, lstm.hidden_size, squares))
+            offset += lstm.hidden_size
+        return groups
+
+    @torch.no_grad()
+    def masked(self, keep: Mapping[UnitKey, torch.Tensor]) -> MultiHeadBiLSTM:
+        """A copy with the removed units' weight groups zeroed: the oracle `shrink` must match."""
+        keep = check_keep(self.unit_groups(), keep, self.out_proj.weight.device)
+        module = copy.deepcopy(self)
+        for head, direction, lstm in module._lstms():
+            _zero_units(lstm, ~keep[(head, direction)])
+        module.out_proj.weight[:, ~self._kept_columns(keep)] = 0
+        return module
+
+    @torch.no_grad()
+    def shrink(self, keep: Mapping[UnitKey, torch.Tensor]) -> MultiHeadBiLSTM:
+        """A new module holding only the kept units; `norm`, `in_proj` and `out_proj.bias` are copied whole."""
+        weight = self.out_proj.weight
+        keep = check_keep(self.unit_groups(), keep, weight.device)
+        sizes = [[int(keep[(h, "forward")].sum()), int(keep[(h, "backward")].sum())] for h in range(self.num_heads)]
+        small = self.from_config({**self.config(), "hidden_sizes": sizes}).to(weight.device, weight.dtype)
+        small.norm.load_state_dict(self.norm.state_dict())
+        small.in_proj.load_state_dict(self.in_proj.state_dict())
+        for (head, direction, source), (_, _, target) in zip(self._lstms(), small._lstms()):
+            _copy_units(source, target, keep[(head, direction)])
+        small.out_proj.weight.copy_(weight[:, self._kept_columns(keep)])
+        if self.out_proj.bias is not None:
+            small.out_proj.bias.copy_(self.out_proj.bias)
+        return small
+
+    def _lstms(self) -> Iterator[tuple[int, Direction, nn.LSTM]]:
+        """(head, direction, LSTM) in the order their outputs are concatenated."""
+        for head, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms)):
+            yield head, "forward", fwd
+            yield head, "backward", bwd
+
+    def _kept_columns(self, keep: Mapping[UnitKey, torch.Tensor]) -> torch.Tensor:
+        """Boolean mask over `out_proj` input columns, shape (sum of hidden sizes,)."""
+        return torch.cat([keep[(head, direction)] for head, direction, _ in self._lstms()])
+
 
 def _lstm(input_size: int, hidden_size: int, bias: bool) -> nn.LSTM:
     return nn.LSTM(input_size, hidden_size, bias=bias, batch_first=True)
+
+
+def _unit_squares(lstm: nn.LSTM, out_proj: nn.Linear, columns: slice) -> torch.Tensor:
+    """Squared L2 norm of each unit's composite row (eq. 6), shape (h,).
+
+    The row concatenates the unit's 4 gate rows of W_ih and W_hh (PyTorch gate
+    order i, f, g, o: rows g*h + j), its W_hh column (its pull on every gate) and
+    its `out_proj` column. As in the paper's concatenation, the unit's own
+    recurrent weights W_hh[g*h + j, j] sit in both its rows and its column.
+    Biases are not weights of the group.
+    """
+    h = lstm.hidden_size
+    w_ih = lstm.weight_ih_l0.view(4, h, -1).square()  # (gate, unit, d)
+    w_hh = lstm.weight_hh_l0.view(4, h, h).square()  # (gate, unit, source unit)
+    out = out_proj.weight[:, columns].square()  # (D, unit)
+    return w_ih.sum((0, 2)) + w_hh.sum((0, 2)) + w_hh.sum((0, 1)) + out.sum(0)
+
+
+def _zero_units(lstm: nn.LSTM, removed: torch.Tensor) -> None:
+    """Zero the removed units' gate rows and W_hh columns in place; biases stay."""
+    rows = removed.repeat(4)  # (4h,) gate-major, like the weights
+    lstm.weight_ih_l0[rows] = 0
+    lstm.weight_hh_l0[rows] = 0
+    lstm.weight_hh_l0[:, removed] = 0
+
+
+def _copy_units(source: nn.LSTM, target: nn.LSTM, keep: torch.Tensor) -> None:
+    """Copy the kept units' gate rows, recurrent columns and gate biases into a smaller LSTM."""
+    rows = keep.repeat(4)  # (4h,) gate-major, like the weights
+    target.weight_ih_l0.copy_(source.weight_ih_l0[rows])
+    target.weight_hh_l0.copy_(source.weight_hh_l0[rows][:, keep])
+    if source.bias:
+        target.bias_ih_l0.copy_(source.bias_ih_l0[rows])
+        target.bias_hh_l0.copy_(source.bias_hh_l0[rows])
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from surgery.cli.apply_cmd import apply
 from surgery.cli.common import settings
 from surgery.cli.inspect_cmd import inspect
 from surgery.cli.plan_cmd import plan
@@ -21,6 +22,7 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
     settings["debug"] = debug
 
 
+app.command()(apply)
 app.command()(inspect)
 app.command()(plan)
 app.command()(validate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from surgery.recipe.check import check_recipe
 from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData
-from surgery.recipe.loader import apply_overrides, load_recipe
+from surgery.recipe.loader import apply_overrides, dump_recipe, load_recipe
 from surgery.recipe.ranges import parse_layers
 from surgery.recipe.schema import (
     ExportSpec,
@@ -50,6 +50,7 @@ __all__ = [
     "TrainingStage",
     "apply_overrides",
     "check_recipe",
+    "dump_recipe",
     "load_recipe",
     "parse_layers",
     "recipe_json_schema",

@@ -156,3 +156,9 @@ def _base_path(ref: Any, path: Path, locations: Locations) -> Path:
     if not base.is_file():
         raise RecipeError([Problem(place, f"extends: no recipe file at {base}")])
     return base
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The fully resolved recipe as YAML (defaults filled in, `extends` and `--set` applied)."""
+    data = recipe.model_dump(mode="json", by_alias=True, exclude={"extends"})
+    return yaml.safe_dump(data, sort_keys=False)

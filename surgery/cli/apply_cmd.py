@@ -1,0 +1,29 @@
+"""`surgery apply RECIPE`: run every stage, write runs/<name>/ with weights, metrics and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from surgery.cli.common import SetOption, handles_errors, stdout
+from surgery.recipe import load_recipe
+from surgery.runs import apply_recipe
+
+
+@handles_errors
+def apply(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing run in --out.")] = False,
+    overrides: SetOption = [],
+    device: Annotated[Literal["cpu", "cuda"], typer.Option("--device", help="Where to train.")] = "cpu",
+) -> None:
+    """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
+    loaded = load_recipe(recipe, overrides)
+    run = apply_recipe(loaded, out or Path("runs") / loaded.name, resume=resume, force=force, device=device)
+    if run.report_md.exists():
+        stdout.print(run.report_md.read_text(), markup=False, highlight=False)
+        stdout.print(f"run written to {run.root}", highlight=False)

@@ -1,0 +1,14 @@
+"""Training and evaluation data for the stage engine: digits, synthetic or an image folder.
+
+Example:
+    >>> from surgery.data import build_loaders, set_epoch
+    >>> from surgery.recipe import SyntheticData
+    >>> loaders = build_loaders(SyntheticData(num_samples=64, num_classes=4), (3, 16, 16), batch_size=16)
+    >>> set_epoch(loaders.train, 0)
+    >>> tuple(next(iter(loaders.train))[0].shape)
+    (16, 3, 16, 16)
+"""
+
+from surgery.data.loaders import Loaders, build_loaders, per_rank_batch, set_epoch
+
+__all__ = ["Loaders", "build_loaders", "per_rank_batch", "set_epoch"]

@@ -1,0 +1,129 @@
+"""Batches for the stage engine: one sharding and shuffling policy for every data source.
+
+Every loader draws its order from a `DistributedSampler`, also in a single process
+(one replica): its shuffle is a `torch.Generator` seeded with `seed + epoch`, so runs
+are reproducible, each epoch reshuffles, and each rank of a multi-process run sees a
+disjoint shard. Validation is neither shuffled nor augmented; with several ranks the
+sampler pads it by repeating a few images so every rank runs the same number of batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from surgery.data.digits import digits_splits
+from surgery.data.folder import build_mixup, folder_splits
+from surgery.data.splits import Splits
+from surgery.data.synthetic import synthetic_splits
+from surgery.errors import SurgeryError
+from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData
+
+
+@dataclass(frozen=True)
+class Loaders:
+    """What a stage trains and evaluates on."""
+
+    train: DataLoader
+    """Yields (images float32 (B, C, H, W), labels int64 (B,)); shuffled, full batches only."""
+    val: DataLoader
+    """Same types; fixed order, no augmentation, a short last batch kept."""
+    num_classes: int
+    mixup: Callable | None
+    """timm `Mixup` to apply to each training (x, y), whose soft targets need soft-target cross-entropy; None: plain labels."""
+
+
+def build_loaders(
+    data: Data,
+    input_size: tuple[int, int, int],
+    batch_size: int,
+    *,
+    seed: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
+    model_data_config: dict | None = None,
+    label_smoothing: float = 0.0,
+) -> Loaders:
+    """Training and validation loaders for this process, from the recipe's `data:` section.
+
+    `batch_size` is the global batch, split evenly over `world_size` processes;
+    `model_data_config` (timm's `resolve_model_data_config(model)`) sets folder data's
+    mean, std and crop; `label_smoothing` goes into folder data's Mixup.
+
+    Raises:
+        SurgeryError: a batch that does not split over the processes, a missing folder,
+            or a training shard smaller than one batch.
+
+    Example:
+        >>> from surgery.recipe import DigitsData
+        >>> loaders = build_loaders(DigitsData(), (1, 8, 8), batch_size=32)
+        >>> images, labels = next(iter(loaders.train))
+        >>> tuple(images.shape), labels.dtype, loaders.num_classes
+        ((32, 1, 8, 8), torch.int64, 10)
+    """
+    per_rank = per_rank_batch(batch_size, world_size)
+    splits = _splits(data, input_size, seed, model_data_config)
+    shard = _Shard(world_size, rank, seed, data.workers)
+    mixup = build_mixup(data, splits.num_classes, label_smoothing, per_rank) if isinstance(data, FolderData) else None
+    return Loaders(
+        train=shard.loader(splits.train, per_rank, train=True),
+        val=shard.loader(splits.val, per_rank, train=False),
+        num_classes=splits.num_classes,
+        mixup=mixup,
+    )
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Reseed the loader's shuffle for `epoch`; call it before iterating each epoch."""
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+
+
+def per_rank_batch(batch_size: int, world_size: int) -> int:
+    """Each process's share of the global batch."""
+    if batch_size % world_size:
+        raise SurgeryError(f"batch_size: {batch_size} does not divide evenly over {world_size} processes")
+    return batch_size // world_size
+
+
+def _splits(data: Data, input_size: tuple[int, int, int], seed: int, model_data_config: dict | None) -> Splits:
+    match data:
+        case FolderData():
+            return folder_splits(data, input_size, model_data_config)
+        case DigitsData():
+            return digits_splits(data, input_size)
+        case SyntheticData():
+            return synthetic_splits(data, input_size, seed)
+    raise TypeError(f"unknown data source {type(data).__name__}")
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """This process's place in the run: which slice of each dataset it reads, and how."""
+
+    world_size: int
+    rank: int
+    seed: int
+    workers: int
+
+    def loader(self, dataset: Dataset, batch_size: int, *, train: bool) -> DataLoader:
+        sampler = DistributedSampler(
+            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=train, seed=self.seed, drop_last=train
+        )
+        if train and len(sampler) < batch_size:
+            raise SurgeryError(
+                f"data: {len(sampler)} training images per process is fewer than one batch of {batch_size}"
+            )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=train,  # equal-sized steps; timm's Mixup needs an even batch
+            generator=torch.Generator().manual_seed(self.seed),  # seeds the workers' augmentation
+        )

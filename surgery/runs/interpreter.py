@@ -1,0 +1,159 @@
+"""`surgery apply`: run a recipe's stages in order, with the rewrite before the first student stage.
+
+Fit stages train the teacher; the rewrite happens right before the first other
+stage; every epoch and every finished stage is checkpointed, so `--resume`
+continues a killed run where its last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_model, save_model
+
+from surgery.models import build_model, input_size
+from surgery.plan import plan
+from surgery.errors import SurgeryError
+from surgery.recipe import Recipe, check_recipe, dump_recipe, load_recipe
+from surgery.rewrite import apply
+from surgery.runs.record import SurgeryRecord
+from surgery.runs.report import write_report
+from surgery.runs.rundir import RunDir, prepare_run_dir
+from surgery.runs.stages import run_stage
+from surgery.runs.state import RunState
+from surgery.train.checkpoint import (
+    latest_checkpoint,
+    load_state,
+    load_weights,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    write_text_atomic,
+)
+from surgery.train.distributed import barrier, init_distributed
+from surgery.train.metrics import MetricsLog
+
+
+def apply_recipe(recipe: Recipe, out: Path, *, resume: bool = False, force: bool = False, device: str = "cpu") -> RunDir:
+    """Run every stage of `recipe` into `out`; returns the finished run directory."""
+    check_recipe(recipe)
+    check_stage_order(recipe)
+    ctx = init_distributed(device)
+    run = prepare_run_dir(out, resume=resume, force=force) if ctx.is_main else RunDir(out)
+    barrier(ctx)
+    if resume:
+        _check_same_recipe(run, recipe)
+    elif ctx.is_main:
+        write_text_atomic(run.recipe, dump_recipe(recipe))
+    state = _start(recipe, run, ctx, resume)
+    first, training = _resume_point(state) if resume else (0, None)
+    for index in range(first, len(recipe.stages)):
+        stage = recipe.stages[index]
+        if stage.kind != "fit" and state.student is None:
+            _rewrite(state)
+        run_stage(state, stage, index, training if index == first else None)
+        _stage_done(state, index)
+    if state.student is None:
+        _rewrite(state)
+    if ctx.is_main:
+        _finish(state)
+    return run
+
+
+def check_stage_order(recipe: Recipe) -> None:
+    """Fit trains the teacher, so it must come before every stage that uses the student."""
+    kinds = [stage.kind for stage in recipe.stages]
+    if "fit" in kinds and any(kind != "fit" for kind in kinds[: max(i for i, k in enumerate(kinds) if k == "fit")]):
+        raise SurgeryError(f"{recipe.location_of(('stages',)) or 'stages'}: fit stages train the teacher and must come first")
+
+
+def _start(recipe: Recipe, run: RunDir, ctx, resume: bool) -> RunState:
+    model = recipe.model
+    fresh = not resume and not any(stage.kind == "fit" for stage in recipe.stages)
+    teacher = build_model(
+        model.name, model.kwargs, pretrained=model.pretrained and fresh,
+        checkpoint=str(model.checkpoint) if model.checkpoint and fresh else None, device=ctx.device.type,
+    )
+    teacher.requires_grad_(False)
+    log = MetricsLog(run.metrics if ctx.is_main else None)
+    return RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))
+
+
+def _rewrite(state: RunState) -> None:
+    """Freeze the teacher, save it once, and build the student from the plan."""
+    state.teacher.requires_grad_(False)
+    if state.ctx.is_main and not state.run.teacher_weights.exists():
+        save_model(state.teacher, str(state.run.teacher_weights))
+    state.plan = plan(state.recipe, state.teacher)
+    state.student = apply(state.teacher, state.plan)
+    state.record = SurgeryRecord.of(state.student, list(state.plan.steps))
+
+
+def _stage_done(state: RunState, index: int) -> None:
+    if not state.ctx.is_main:
+        return
+    weights = {"student": state.student.state_dict()} if state.student is not None else {"teacher": state.teacher.state_dict()}
+    state.last_checkpoint = save_checkpoint(
+        state.run.checkpoints, f"stage{index:02d}-done", weights, state.progress(index, complete=True), {"rng": rng_state()}
+    )
+
+
+def _resume_point(state: RunState) -> tuple[int, dict | None]:
+    """Restore models and results from the latest checkpoint; say which stage to run next and how."""
+    checkpoint = latest_checkpoint(state.run.checkpoints)
+    if checkpoint is None:
+        return 0, None
+    progress, training = load_state(checkpoint)
+    state.results, state.pruned, state.last_checkpoint = progress["results"], progress["pruned"], checkpoint
+    if state.run.teacher_weights.exists():
+        load_model(state.teacher, str(state.run.teacher_weights), strict=True)
+    else:
+        state.teacher.load_state_dict(load_weights(checkpoint, "teacher"), strict=True)
+    if progress["record"] is not None:
+        _rebuild_student(state, SurgeryRecord.from_json(progress["record"]), load_weights(checkpoint, "student"))
+    if progress["complete"]:
+        restore_rng(training["rng"])
+        state.log.truncate_after(progress["stage_index"] + 1, 0)
+        return progress["stage_index"] + 1, None
+    state.log.truncate_after(progress["stage_index"], progress["step"])
+    return progress["stage_index"], {**training, "epoch": progress["epoch"], "step": progress["step"]}
+
+
+def _rebuild_student(state: RunState, record: SurgeryRecord, weights: dict) -> None:
+    state.plan = plan(state.recipe, state.teacher)
+    state.student = apply(state.teacher, state.plan)
+    record.restructure(state.student)
+    state.student.load_state_dict(weights, strict=True)
+    state.record = record
+
+
+def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
+    if run.recipe.read_text() != dump_recipe(recipe):
+        raise SurgeryError(f"{run.root}: --resume needs the recipe the run started with ({run.recipe}); it differs")
+
+
+def _finish(state: RunState) -> None:
+    save_model(state.student, str(state.run.student_weights))
+    write_text_atomic(state.run.record, json.dumps(state.record.to_json(), indent=2))
+    write_report(state.run, state.results, state.recipe)
+
+
+def load_run(directory: str | Path, which: str = "student"):
+    """Rebuild a finished run's student (or teacher) in a fresh process: timm model, replayed surgery, strict weights.
+
+    Example:
+        >>> student = load_run("runs/quickstart")  # doctest: +SKIP
+    """
+    run = RunDir(Path(directory))
+    if not run.student_weights.exists():
+        raise SurgeryError(f"{directory}: no finished run here (missing {run.student_weights.name})")
+    recipe = load_recipe(run.recipe)
+    teacher = build_model(recipe.model.name, recipe.model.kwargs)
+    load_model(teacher, str(run.teacher_weights), strict=True)
+    if which == "teacher":
+        return teacher.requires_grad_(False)
+    student = apply(teacher, plan(recipe, teacher))
+    SurgeryRecord.from_json(json.loads(run.record.read_text())).restructure(student)
+    load_model(student, str(run.student_weights), strict=True)
+    return student.eval()

@@ -1,0 +1,77 @@
+"""The run report: report.json for scripts, report.md for people, and the kept-units heatmap (paper fig. 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from surgery.recipe import Recipe
+from surgery.runs.rundir import RunDir
+from surgery.train.checkpoint import write_text_atomic
+
+MODELS = ("teacher", "student", "pruned")
+
+
+def write_report(run: RunDir, results: dict[str, Any], recipe: Recipe) -> None:
+    report = build_report(results, recipe)
+    write_text_atomic(run.report_json, json.dumps(report, indent=2))
+    write_text_atomic(run.report_md, render_markdown(report))
+    if "pruning" in results:
+        run.plots.mkdir(exist_ok=True)
+        plot_kept_units(results["pruning"]["by_site"], run.plots / "kept_units.png")
+
+
+def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """teacher / student / pruned rows (top1 in percent, params, macs), the stages and their wall times."""
+    report: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model.name}
+    for name in MODELS:
+        if name in results:
+            report[name] = dict(results[name])
+    if "pruned" in report and "pruning" in results:
+        report["pruned"]["kept_fraction"] = results["pruning"]["kept_fraction"]
+        report["pruning"] = results["pruning"]
+    report["stages"] = results.get("stages", [])
+    return report
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# {report['recipe']}: {report['model']}", "", "| model | top-1 (%) | Δ vs teacher | fidelity | params (M) | MACs (M) |", "|---|---|---|---|---|---|"]
+    teacher_top1 = report.get("teacher", {}).get("top1")
+    for name in MODELS:
+        if name in report:
+            row = report[name]
+            delta = f"{row['top1'] - teacher_top1:+.2f}" if teacher_top1 is not None and name != "teacher" else ""
+            fidelity = f"{row['fidelity']:.4f}" if "fidelity" in row else ""
+            lines.append(f"| {name} | {row['top1']:.2f} | {delta} | {fidelity} | {row['params'] / 1e6:.4f} | {row['macs'] / 1e6:.2f} |")
+    if "pruned" in report:
+        lines += ["", f"Pruning kept {report['pruned']['kept_fraction']:.1%} of the LSTM hidden units (per block, head and direction: plots/kept_units.png)."]
+    lines += ["", "| stage | kind | wall (s) |", "|---|---|---|"]
+    lines += [f"| {s['name']} | {s['kind']} | {s['wall_s']:.1f} |" for s in report["stages"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_kept_units(by_site: dict[str, Any], path: Path) -> None:
+    """Rows: replaced sites (blocks); columns: head × direction; colour: fraction of hidden units kept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sites = list(by_site)
+    columns = [(row["head"], row["direction"]) for row in by_site[sites[0]]["units"]]
+    grid = [[_kept(by_site[site], column) for column in columns] for site in sites]
+    figure, axes = plt.subplots(figsize=(1.2 + 0.6 * len(columns), 1.0 + 0.35 * len(sites)))
+    image = axes.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axes.set_xticks(range(len(columns)), [f"h{head} {direction[:3]}" for head, direction in columns], rotation=45, ha="right")
+    axes.set_yticks(range(len(sites)), [site.removesuffix(".substitute") for site in sites])
+    axes.set_title("hidden units kept after pruning")
+    figure.colorbar(image, ax=axes, label="kept fraction")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _kept(site: dict[str, Any], column: tuple[int, str]) -> float:
+    row = next((r for r in site["units"] if (r["head"], r["direction"]) == column), None)
+    return row["kept"] if row else float("nan")

@@ -1,0 +1,172 @@
+"""The stage interpreter: one function per stage `kind`, registered by name.
+
+Each takes the run state, its stage spec and index, and the training state to
+resume from (None for a fresh start); it trains through the one Engine and
+records its results in the state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+
+from torch import nn
+
+from far_modules import Registry, keep_masks, prunable_modules, pruning_report, unit_counts
+from surgery.counting import count
+from surgery.data import Loaders, build_loaders
+from surgery.errors import SurgeryError
+from surgery.recipe import DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, TrainingStage
+from surgery.runs.state import RunState
+from surgery.train.checkpoint import save_checkpoint
+from surgery.train.distributed import broadcast_object
+from surgery.train.engine import Engine, Objective
+from surgery.train.evaluation import block_fidelity, top1
+from surgery.train.objectives import ce_objective, distill_objective, finetune_objective, prune_objective
+
+StageRunner = Callable[[RunState, object, int, dict | None], None]
+STAGES: Registry[StageRunner] = Registry("stage")
+EVAL_BATCH = 256
+
+
+def run_stage(state: RunState, stage: object, index: int, resume: dict | None) -> None:
+    """Run one stage and record its wall time (a resumed stage counts only the time after resuming)."""
+    started = time.perf_counter()
+    STAGES.get(stage.kind)(state, stage, index, resume)
+    state.results.setdefault("stages", []).append(
+        {"index": index, "kind": stage.kind, "name": stage_label(stage, index), "wall_s": round(time.perf_counter() - started, 3)}
+    )
+
+
+def stage_label(stage: object, index: int) -> str:
+    return stage.name or f"{index}:{stage.kind}"
+
+
+@STAGES.register("fit")
+def fit(state: RunState, stage: FitStage, index: int, resume: dict | None) -> None:
+    """Train the teacher from scratch (when no pretrained weights exist)."""
+    _train(state, state.teacher, state.teacher.named_parameters(), stage, index, resume, ce_objective(stage), "teacher")
+    state.teacher.requires_grad_(False)
+    state.results["teacher"] = _measure(state, state.teacher, _loaders(state, EVAL_BATCH))
+
+
+@STAGES.register("distill")
+def distill(state: RunState, stage: DistillStage, index: int, resume: dict | None) -> None:
+    """Block-wise distillation: only the substitutes learn; the teacher is the target."""
+    trainable = _select(state.student, lambda name: _under(name, state.plan.selected_paths))
+    objective = distill_objective(state.teacher, stage, state.block_paths, state.plan.selected_paths)
+    _train(state, state.student, trainable, stage, index, resume, objective, "student")
+
+
+@STAGES.register("finetune")
+def finetune(state: RunState, stage: FinetuneStage, index: int, resume: dict | None) -> None:
+    """Task-loss training of all (or the selected) student parameters, optionally with KD."""
+    trainable = _select(state.student, _trainable_rule(stage, state.plan.selected_paths))
+    _train(state, state.student, trainable, stage, index, resume, finetune_objective(state.teacher, stage), "student")
+
+
+@STAGES.register("prune")
+def prune(state: RunState, stage: PruneStage, index: int, resume: dict | None) -> None:
+    """Hoyer-regularised training, then every unit under the threshold removed for good."""
+    modules = prunable_modules(state.student)
+    if not modules:
+        raise SurgeryError(f"stage {stage_label(stage, index)}: no substitute of this run is prunable")
+    trainable = _select(state.student, lambda name: True)
+    _train(state, state.student, trainable, stage, index, resume, prune_objective(stage, list(modules.values())), "student")
+    _shrink(state, stage.threshold)
+
+
+@STAGES.register("evaluate")
+def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | None) -> None:
+    """Top-1, fidelity, params and MACs of the teacher and of the current student."""
+    loaders = _loaders(state, EVAL_BATCH)
+    state.results.setdefault("teacher", _measure(state, state.teacher, loaders))
+    label = "pruned" if state.pruned else "student"
+    measured = _measure(state, state.student, loaders)
+    fidelity = block_fidelity(state.teacher, state.student, state.block_paths, loaders.val, state.ctx)
+    measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
+    measured["fidelity_by_block"] = fidelity
+    state.results[label] = {**state.results.get(label, {}), **measured}
+
+
+def _train(state: RunState, model: nn.Module, params, stage: TrainingStage, index: int, resume: dict | None, objective: Objective, label: str) -> None:
+    trainable = [(name, p) for name, p in params]
+    model.requires_grad_(False)
+    for _, p in trainable:
+        p.requires_grad_(True)
+    loaders = _loaders(state, stage.batch_size // stage.grad_accum_steps, stage.label_smoothing)
+    engine = Engine(
+        model, trainable, stage, loaders, state.ctx, label=stage_label(stage, index), stage_index=index,
+        objective=objective, evaluate=lambda m: {"top1": top1(m, loaders.val, state.ctx)},
+        save=lambda epoch, step, training: _save(state, index, label, epoch, step, training),
+        log=state.log, last_checkpoint=state.last_checkpoint,
+    )
+    engine.run(resume)
+    state.last_checkpoint = engine.last_checkpoint
+
+
+def _save(state: RunState, index: int, label: str, epoch: int, step: int, training: dict):
+    if not state.ctx.is_main:
+        return state.last_checkpoint
+    model = state.teacher if label == "teacher" else state.student
+    path = save_checkpoint(
+        state.run.checkpoints, f"stage{index:02d}-epoch{epoch:04d}", {label: model.state_dict()},
+        state.progress(index, complete=False, epoch=epoch, step=step), training,
+    )
+    state.last_checkpoint = path
+    return path
+
+
+def _shrink(state: RunState, threshold: float) -> None:
+    """Decide on rank 0, shrink everywhere, and record the new structure and the kept fractions."""
+    report = {}
+    for path, module in prunable_modules(state.student).items():
+        keep = broadcast_object({k: v.cpu() for k, v in keep_masks(module, threshold).items()}, state.ctx)
+        before = unit_counts(module)
+        shrunk = module.shrink(keep)
+        state.student.set_submodule(path, shrunk)
+        report[path] = pruning_report(before, unit_counts(shrunk)).to_dict()
+    state.pruned = True
+    state.record.update(state.student)
+    total_before = sum(row["before"] for r in report.values() for row in r["units"])
+    total_after = sum(row["after"] for r in report.values() for row in r["units"])
+    state.results["pruning"] = {"kept_fraction": total_after / total_before, "by_site": report}
+
+
+def _measure(state: RunState, model: nn.Module, loaders: Loaders) -> dict:
+    counts = count(model, state.input_size)
+    return {"top1": top1(model, loaders.val, state.ctx), "params": counts.params, "macs": counts.macs}
+
+
+def _loaders(state: RunState, batch_size: int, label_smoothing: float = 0.0) -> Loaders:
+    if state.recipe.data is None:
+        raise SurgeryError("data: the recipe has training or evaluation stages but no data section")
+    return build_loaders(
+        state.recipe.data, state.input_size, batch_size, seed=state.recipe.seed, world_size=state.ctx.world_size,
+        rank=state.ctx.rank, model_data_config=_data_config(state.teacher), label_smoothing=label_smoothing,
+    )
+
+
+def _data_config(model: nn.Module) -> dict:
+    from timm.data import resolve_model_data_config
+
+    return resolve_model_data_config(model)
+
+
+def _select(model: nn.Module, rule: Callable[[str], bool]) -> list[tuple[str, nn.Parameter]]:
+    return [(name, p) for name, p in model.named_parameters() if rule(name)]
+
+
+def _trainable_rule(stage: FinetuneStage, sites: list[str]) -> Callable[[str], bool]:
+    if stage.trainable == "all":
+        return lambda name: True
+    if stage.trainable == "substitutes":
+        return lambda name: _under(name, sites)
+    return lambda name: any(fnmatchcase(name, pattern) for pattern in stage.trainable)
+
+
+def _under(name: str, paths: list[str]) -> bool:
+    return any(name.startswith(f"{path}.") for path in paths)
+
+

@@ -1,0 +1,61 @@
+"""A whole run on the embedded digits: report contract, refusal to overwrite, replay in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from surgery.errors import SurgeryError
+from surgery.recipe import load_recipe
+from surgery.runs import apply_recipe, load_run
+from tiny_recipe import write_tiny_recipe
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    recipe = load_recipe(write_tiny_recipe(root))
+    return recipe, apply_recipe(recipe, root / "out")
+
+
+def test_report_holds_teacher_student_pruned(finished_run):
+    _, run = finished_run
+    report = json.loads(run.report_json.read_text())
+    for name in ("teacher", "student", "pruned"):
+        assert 0 <= report[name]["top1"] <= 100
+        assert report[name]["params"] > 0 and report[name]["macs"] > 0
+    assert 0 < report["pruned"]["kept_fraction"] <= 1
+    assert report["pruned"]["params"] <= report["student"]["params"]
+    assert [s["kind"] for s in report["stages"]] == ["fit", "distill", "evaluate", "prune", "finetune", "evaluate"]
+    assert all(s["wall_s"] >= 0 for s in report["stages"])
+    assert (run.plots / "kept_units.png").stat().st_size > 0
+    assert "| pruned |" in run.report_md.read_text()
+
+
+def test_existing_run_is_not_overwritten_without_force(finished_run):
+    recipe, run = finished_run
+    before = run.student_weights.read_bytes()
+    with pytest.raises(SurgeryError, match="--resume .* or --force"):
+        apply_recipe(recipe, run.root)
+    assert run.student_weights.read_bytes() == before
+
+
+def test_replay_in_a_fresh_process_matches_the_run(finished_run):
+    _, run = finished_run
+    student = load_run(run.root)
+    images = torch.randn(4, 1, 8, 8)
+    torch.save(images, run.root / "probe.pt")
+    expected = student(images)
+    code = (
+        "import sys, torch; from surgery.runs import load_run; "
+        "s = load_run(sys.argv[1]); x = torch.load(sys.argv[1] + '/probe.pt'); "
+        "torch.save(s(x), sys.argv[1] + '/probe_out.pt')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(run.root)], check=True)
+    assert torch.equal(torch.load(run.root / "probe_out.pt"), expected)
+    report = json.loads(run.report_json.read_text())
+    assert sum(p.numel() for p in student.parameters()) == report["pruned"]["params"]
