@@ -20,6 +20,7 @@ from far_modules.registry import Registry, UnknownNameError
 from far_modules.spec import SiteSpec
 from far_modules.substitutes import (
     SUBSTITUTES,
+    PluginError,
     build_substitute,
     get_substitute,
     register_substitute,
@@ -32,6 +33,7 @@ __all__ = [
     "SUBSTITUTES",
     "Direction",
     "MultiHeadBiLSTM",
+    "PluginError",
     "Prunable",
     "PruningReport",
     "Registry",

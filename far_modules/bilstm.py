@@ -62,8 +62,9 @@ class MultiHeadBiLSTM(nn.Module):
         `init="attention"` starts the input projection from the attention's value
         projection and the output projection from its `proj`, as the official code does.
         """
+        _check_options(heads, hidden_size, init, bias)
         num_heads = spec.num_heads if heads == "auto" else heads
-        if num_heads < 1 or spec.dim % num_heads:
+        if spec.dim % num_heads:
             raise ValueError(f"heads={num_heads} does not divide the site's width {spec.dim}")
         head_dim = spec.dim // num_heads
         hidden = head_dim if hidden_size == "auto" else hidden_size
@@ -75,9 +76,9 @@ class MultiHeadBiLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         heads = self.in_proj(self.norm(x)).split(self.head_dim, dim=-1)  # H x (B, N, d)
         outputs = []
-        for x_h, fwd, bwd in zip(heads, self.forward_lstms, self.backward_lstms):
-            outputs.append(fwd(x_h)[0])  # (B, N, h_fwd)
-            outputs.append(bwd(x_h.flip(1))[0].flip(1))  # (B, N, h_bwd)
+        for h in range(self.num_heads):  # indexed, not zipped: torch.fx can index a split, not iterate it
+            outputs.append(self.forward_lstms[h](heads[h])[0])  # (B, N, h_fwd)
+            outputs.append(self.backward_lstms[h](heads[h].flip(1))[0].flip(1))  # (B, N, h_bwd)
         return self.out_proj(torch.cat(outputs, dim=-1))  # (B, N, D)
 
     def config(self) -> dict[str, Any]:
@@ -134,6 +135,17 @@ class MultiHeadBiLSTM(nn.Module):
     def _kept_columns(self, keep: Mapping[UnitKey, torch.Tensor]) -> torch.Tensor:
         """Boolean mask over `out_proj` input columns, shape (sum of hidden sizes,)."""
         return torch.cat([keep[(head, direction)] for head, direction, _ in self._lstms()])
+
+
+def _check_options(heads: object, hidden_size: object, init: object, bias: object) -> None:
+    """Recipe params arrive as plain YAML values; refuse what the annotations do not allow."""
+    for name, value in (("heads", heads), ("hidden_size", hidden_size)):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be 'auto' or a positive integer, got {value!r}")
+    if init not in ("random", "attention"):
+        raise ValueError(f"init must be 'random' or 'attention', got {init!r}")
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be true or false, got {bias!r}")
 
 
 def _lstm(input_size: int, hidden_size: int, bias: bool) -> nn.LSTM:

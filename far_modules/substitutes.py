@@ -11,12 +11,13 @@ The class needs `from_site(spec, *, source=None, **options) -> nn.Module`.
 from __future__ import annotations
 
 import inspect
-from importlib.metadata import entry_points
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 
 from torch import nn
 
 from far_modules.bilstm import MultiHeadBiLSTM
-from far_modules.registry import Registry
+from far_modules.registry import Registry, UnknownNameError
 from far_modules.spec import SiteSpec
 
 ENTRY_POINT_GROUP = "surgery.substitutes"
@@ -24,16 +25,25 @@ ENTRY_POINT_GROUP = "surgery.substitutes"
 SUBSTITUTES: Registry[type[nn.Module]] = Registry("substitute")
 SUBSTITUTES.add("bilstm", MultiHeadBiLSTM)
 
-_loaded_entry_points = False
 
 
-def _load_entry_points() -> None:
-    global _loaded_entry_points
-    if _loaded_entry_points:
-        return
-    _loaded_entry_points = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        SUBSTITUTES.add(point.name, point.load())
+class PluginError(LookupError):
+    """A substitute named by an entry point could not be imported; names the plug-in and the cause."""
+
+
+@cache
+def _plugins() -> dict[str, EntryPoint]:
+    """Entry points by name, discovered once and loaded only when asked for, so one broken
+    plug-in fails its own lookups (loudly) and no one else's."""
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_plugin(name: str) -> None:
+    point = _plugins()[name]
+    try:
+        SUBSTITUTES.add(name, point.load())
+    except Exception as error:  # an import of third-party code can fail in any way
+        raise PluginError(f"substitute {name!r} from entry point {point.value!r} failed to load: {error}") from error
 
 
 def register_substitute(name: str):
@@ -42,14 +52,22 @@ def register_substitute(name: str):
 
 
 def get_substitute(name: str) -> type[nn.Module]:
-    """The substitute class registered as `name`; raises `UnknownNameError` with close names."""
-    _load_entry_points()
+    """The substitute class registered as `name`.
+
+    Raises:
+        UnknownNameError: no built-in or plug-in has that name (close names suggested).
+        PluginError: the plug-in of that name fails to import.
+    """
+    if name not in SUBSTITUTES and name in _plugins():
+        _load_plugin(name)
+    if name not in SUBSTITUTES:
+        raise UnknownNameError(SUBSTITUTES.kind, name, substitute_names())
     return SUBSTITUTES.get(name)
 
 
 def substitute_names() -> list[str]:
-    _load_entry_points()
-    return SUBSTITUTES.names()
+    """Built-in and plug-in substitute names (plug-ins listed without importing them)."""
+    return sorted({*SUBSTITUTES.names(), *_plugins()})
 
 
 def substitute_options(name: str) -> dict[str, inspect.Parameter]:

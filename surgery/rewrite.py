@@ -44,7 +44,7 @@ def build_site_substitute(step: Step, source: nn.Module, seed: int) -> TokenAdap
     reference = next(source.parameters(), None)
     if reference is not None:
         substitute = substitute.to(device=reference.device, dtype=reference.dtype)
-    return TokenAdapter(substitute, source, step.site.path)
+    return TokenAdapter(substitute, source, step.site.path).train(source.training)
 
 
 def site_seed(seed: int, path: str) -> int:

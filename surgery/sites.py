@@ -21,8 +21,10 @@ from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
 
 _CONTRACTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention}
 _CONTRACTION_METHODS = {"matmul", "bmm", "baddbmm", "__matmul__"}
-# Reading a shape, size or dtype yields metadata, not activations: dependence stops there.
-_METADATA_METHODS = {"size", "dim", "numel", "type"}
+# Reading a shape, size or dtype, or making a fresh tensor of an activation's shape, yields
+# metadata, not activations: dependence stops there.
+_METADATA_METHODS = {"size", "dim", "numel", "type", "new_zeros", "new_ones", "new_full", "new_empty"}
+_METADATA_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like}
 _METADATA_ATTRS = {"shape", "dtype", "device", "ndim"}
 
 
@@ -96,7 +98,9 @@ def _activation_nodes(graph: fx.Graph) -> set[fx.Node]:
 def _is_metadata(node: fx.Node) -> bool:
     if node.op == "call_method":
         return node.target in _METADATA_METHODS
-    return node.op == "call_function" and node.target is getattr and node.args[1] in _METADATA_ATTRS
+    if node.op != "call_function":
+        return False
+    return node.target in _METADATA_FUNCTIONS or (node.target is getattr and node.args[1] in _METADATA_ATTRS)
 
 
 def _is_contraction(node: fx.Node) -> bool:

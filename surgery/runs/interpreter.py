@@ -29,6 +29,7 @@ from surgery.train.checkpoint import (
     restore_rng,
     rng_state,
     save_checkpoint,
+    seed_everything,
     write_text_atomic,
 )
 from surgery.train.distributed import barrier, init_distributed
@@ -69,6 +70,7 @@ def check_stage_order(recipe: Recipe) -> None:
 
 
 def _start(recipe: Recipe, run: RunDir, ctx, resume: bool) -> RunState:
+    seed_everything(recipe.seed)
     model = recipe.model
     fresh = not resume and not any(stage.kind == "fit" for stage in recipe.stages)
     teacher = build_model(

@@ -57,6 +57,13 @@ def rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
 
+def seed_everything(seed: int) -> None:
+    """Same seed, same run: the teacher's initial weights, dropout and shuffles all follow from it."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])

@@ -17,7 +17,7 @@ rewrites:
 data: {kind: digits}
 stages:
   - {kind: fit, epochs: 2, lr: 3.0e-3, warmup_epochs: 0, batch_size: 128}
-  - {kind: distill, epochs: 2, lr: 3.0e-3, warmup_epochs: 0, batch_size: 128}
+  - {kind: distill, epochs: 3, lr: 3.0e-3, warmup_epochs: 0, batch_size: 128}
   - {kind: evaluate}
   - {kind: prune, epochs: 1, lr: 1.0e-3, warmup_epochs: 0, batch_size: 128, hoyer_weight: 1.0e-2, threshold: 0.3}
   - {kind: finetune, epochs: 1, lr: 1.0e-3, warmup_epochs: 0, batch_size: 128}
