@@ -1,3 +1,68 @@
-"""Analytical ReRAM crossbar cost model and GPU roofline baseline (see issue 5; not built yet)."""
+"""Analytical ReRAM crossbar cost model and GPU roofline baseline.
 
-__all__: list[str] = []
+Three phases: `extract_workload` turns a shape-propagated fx graph into a
+`Workload` (the only step that needs torch, imported on first use);
+`get_device` builds a validated `Device` from a preset and overrides;
+`estimate` prices every op with one formula per op kind and schedules them.
+
+Example:
+    >>> from hwmodel import Gemm, Workload, estimate, get_device
+    >>> e = estimate(Workload((Gemm(rows=192, cols=576, vectors=197),)), get_device("isaac"))
+    >>> e.total.crossbars, e.total.latency_s > 0
+    (72, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwmodel.budget import Budget, chip_budget, ima_budget, peak_ops_per_s, tile_budget
+from hwmodel.cost import Cost
+from hwmodel.device import Device
+from hwmodel.gpu import GPUS, Gpu, get_gpu, implied_efficiency, roofline, roofline_total
+from hwmodel.presets import PRESETS, get_device
+from hwmodel.pricing import Options, Policy, price
+from hwmodel.schedule import Estimate, critical_path, estimate
+from hwmodel.workload import Elementwise, Gemm, Nonlinear, Op, Product, Recurrence, Workload, block_of
+
+__all__ = [
+    "GPUS",
+    "PRESETS",
+    "Budget",
+    "Cost",
+    "Device",
+    "Elementwise",
+    "Estimate",
+    "Gemm",
+    "Gpu",
+    "Nonlinear",
+    "Op",
+    "Options",
+    "Policy",
+    "Product",
+    "Recurrence",
+    "Workload",
+    "block_of",
+    "chip_budget",
+    "critical_path",
+    "estimate",
+    "extract_workload",
+    "get_device",
+    "get_gpu",
+    "ima_budget",
+    "implied_efficiency",
+    "peak_ops_per_s",
+    "price",
+    "roofline",
+    "roofline_total",
+    "tile_budget",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """`extract_workload` imports torch, so it loads only when asked for."""
+    if name == "extract_workload":
+        from hwmodel.extract import extract_workload
+
+        return extract_workload
+    raise AttributeError(f"module 'hwmodel' has no attribute {name!r}")

@@ -1,0 +1,158 @@
+"""Expanding an opaque module call by running it once and watching what it does.
+
+An fx leaf that is not a primitive op (a substitute kept whole, as `surgery`
+keeps its sites, or code fx cannot trace, such as a Python loop over heads) is
+run on zero tensors of the traced shapes. Forward hooks catch its primitive
+submodules, a `TorchFunctionMode` the functional calls between them, and
+tensors are followed by identity to wire dependencies. Fused recurrent kernels
+are answered with empty tensors of the right shape: only shapes matter here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from hwmodel.builder import Builder, Frontier
+from hwmodel.calls import Draft, Operand, classify_call
+from hwmodel.modules import classify_module, is_primitive
+
+_RECURRENT = (torch.lstm, torch.gru, torch.rnn_tanh, torch.rnn_relu)
+
+
+class ShapeOnlyRecurrence(TorchFunctionMode):
+    """Answers padded-batch recurrent kernels with empty outputs of the right shape instead of computing them."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RECURRENT and len(args) == 9 and isinstance(args[-3], bool) and args[0].dim() == 3:
+            return _empty_recurrence(args)
+        return func(*args, **(kwargs or {}))
+
+
+def _empty_recurrence(args: tuple) -> tuple[torch.Tensor, ...]:
+    """(output, *states) of torch.lstm / gru / rnn_*(input, hx, params, ..., bidirectional, batch_first)."""
+    x, hx, params, bidirectional = args[0], args[1], args[2], args[7]
+    width = params[1].shape[1] * (2 if bidirectional else 1)  # W_hh is (gates * hidden, hidden)
+    states = hx if isinstance(hx, (list, tuple)) else [hx]
+    return (x.new_empty(*x.shape[:2], width), *(h.new_empty(h.shape) for h in states))
+
+
+def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: Builder, incoming: Frontier) -> Frontier:
+    """Append the ops of `module(*args, **kwargs)` to `builder`; `Operand`s in the arguments stand for tensors."""
+    recorder = _Recorder(module, path, builder)
+    real_args, real_kwargs = recorder.materialize((args, kwargs), incoming)
+    handles = recorder.hook()
+    try:
+        with torch.no_grad(), recorder:
+            out = module(*real_args, **real_kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return recorder.frontier_of(out) or incoming
+
+
+class _Recorder(ShapeOnlyRecurrence):
+    """Watches one module call: ops go to the builder, tensors map to the ops that produced them."""
+
+    def __init__(self, root: nn.Module, path: str, builder: Builder) -> None:
+        super().__init__()
+        self.root, self.builder = root, builder
+        self.paths = {id(m): f"{path}.{name}" if name else path for name, m in root.named_modules()}
+        self.stack, self.depth, self.quiet = [path], 0, False
+        self.frontier: dict[int, Frontier] = {}
+        self.activations: set[int] = set()
+        self.alive: list[torch.Tensor] = []  # keeps ids unique while recording
+
+    def materialize(self, values: Any, incoming: Frontier) -> Any:
+        """Zero tensors for the Operands in `values`, tagged with the caller's frontier."""
+        reference = next(self.root.parameters(), torch.zeros(()))
+        dtype = reference.dtype if reference.is_floating_point() else torch.float32
+
+        def real(value: Any) -> Any:
+            if not isinstance(value, Operand):
+                return value
+            tensor = torch.zeros(value.shape, dtype=dtype, device=reference.device)
+            self._tag([tensor], incoming, value.activation)
+            return tensor
+
+        return tree_map(real, values, is_leaf=lambda v: isinstance(v, Operand))
+
+    def hook(self) -> list[Any]:
+        children = [m for m in self.root.modules() if m is not self.root]
+        pre = [m.register_forward_pre_hook(self._enter, with_kwargs=True) for m in children]
+        return pre + [m.register_forward_hook(self._leave, with_kwargs=True) for m in children]
+
+    def frontier_of(self, value: Any) -> Frontier:
+        return frozenset().union(*(self.frontier.get(id(t), frozenset()) for t in _tensors(value)))
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = super().__torch_function__(func, types, args, kwargs)
+        if self.depth == 0 and not self.quiet and _tensors(out):
+            name = getattr(func, "__name__", str(func))
+            self._observe(name, (args, kwargs), out, partial(_classify_call, name))
+        return out
+
+    def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.stack.append(self.paths[id(module)])
+        self.depth += is_primitive(module)
+
+    def _leave(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+        if is_primitive(module):
+            self.depth -= 1
+            if self.depth == 0:
+                name = self.paths[id(module)].replace(".", "_")
+                self._observe(name, (args, kwargs), out, partial(_classify_module, module))
+        self.stack.pop()
+
+    def _observe(self, name: str, inputs: Any, out: Any, classify: Classifier) -> None:
+        """Price one call: drafts from `classify(operand inputs, operand output)`, outputs tagged with them."""
+        self.quiet = True
+        try:
+            tensors = _tensors(inputs)
+            incoming = self.frontier_of(tensors)
+            activation = any(id(t) in self.activations for t in tensors)
+            single = self._operand(out) if isinstance(out, torch.Tensor) else None
+            drafts = classify(tree_map(self._operand, inputs), single)
+            if drafts is None:
+                if activation:
+                    self.builder.skip(name)
+                drafts = []
+            self._tag(_tensors(out), self.builder.place(drafts, incoming, self.stack[-1], name), activation)
+        finally:
+            self.quiet = False
+
+    def _operand(self, value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        return Operand(tuple(value.shape), value.element_size(), id(value) in self.activations)
+
+    def _tag(self, tensors: list[torch.Tensor], frontier: Frontier, activation: bool) -> None:
+        for tensor in tensors:
+            self.alive.append(tensor)
+            self.frontier[id(tensor)] = frontier
+            if activation:
+                self.activations.add(id(tensor))
+
+
+Classifier = Callable[[Any, Operand | None], list[Draft] | None]
+
+
+def _classify_call(name: str, inputs: Any, out: Operand | None) -> list[Draft] | None:
+    args, kwargs = inputs
+    return classify_call(name, args, kwargs, out)
+
+
+def _classify_module(module: nn.Module, inputs: Any, out: Operand | None) -> list[Draft] | None:
+    tensors = [x for x in tree_flatten(inputs)[0] if isinstance(x, Operand)]
+    return classify_module(module, tensors, out)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
