@@ -46,8 +46,15 @@ def build_model(
         with torch.device(device):
             model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
     except (TypeError, ValueError, AssertionError, RuntimeError, FileNotFoundError) as error:
-        raise SurgeryError(f"model {name!r} with kwargs {kwargs or {}}: {error}") from error
+        source = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
+        raise SurgeryError(f"model {name!r} with {source}: {_one_line(error)}") from error
     return model.eval()
+
+
+def _one_line(error: Exception, limit: int = 400) -> str:
+    """torch's load errors list every mismatched tensor on its own line; keep the first few on one."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return text if len(text) <= limit else f"{text[:limit]} ..."
 
 
 def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -> tuple[int, int, int]:

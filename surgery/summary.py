@@ -1,11 +1,12 @@
-"""What a plan changes, in numbers: per-site and total parameters and MACs, teacher vs student."""
+"""What a plan changes, in numbers: per-site and total parameters and MACs, and the hardware cost, teacher vs student."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from torch import fx, nn
+from torch import nn
 
+from surgery.costing import CostReport, price_models
 from surgery.counting import Counts, count, module_params
 from surgery.models import Device, build_model
 from surgery.plan import Plan, Step, plan
@@ -47,15 +48,17 @@ class PlanSummary:
     unselected: list[str]
     teacher: ModelTotals
     student: ModelTotals
+    cost: CostReport
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         for site in data["sites"]:
             site["class"] = site.pop("class_name")
+        data["cost"] = self.cost.to_json()
         return {"macs_unit": "multiply-accumulates (FLOPs / 2), batch 1", **data}
 
 
-def summarize(plan: Plan, teacher: nn.Module, student: fx.GraphModule) -> PlanSummary:
+def summarize(plan: Plan, teacher: nn.Module, student: nn.Module, cost: CostReport) -> PlanSummary:
     """Count teacher and student once each and line the sites up."""
     before, after = count(teacher, plan.input_size), count(student, plan.input_size)
     selected = set(plan.selected_paths)
@@ -65,6 +68,7 @@ def summarize(plan: Plan, teacher: nn.Module, student: fx.GraphModule) -> PlanSu
         unselected=[site.path for site in plan.sites if site.path not in selected],
         teacher=ModelTotals(plan.model, before.params, before.macs),
         student=ModelTotals(f"{plan.model} + surgery", after.params, after.macs),
+        cost=cost,
     )
 
 
@@ -87,11 +91,17 @@ def _change(step: Step, teacher: nn.Module, student: nn.Module, before: Counts, 
 
 
 def summarize_recipe(recipe: Recipe, device: Device = "cpu") -> PlanSummary:
-    """What `surgery plan` shows: check the recipe, build its model without weights, plan, apply, count.
+    """What `surgery plan` shows: the recipe planned and applied without weights, counted and priced."""
+    surgery_plan, teacher, student = plan_and_apply(recipe, device)
+    return summarize(surgery_plan, teacher, student, price_models(recipe, surgery_plan, teacher, student))
 
-    No weights are downloaded: shapes and counts do not depend on them.
+
+def plan_and_apply(recipe: Recipe, device: Device = "cpu") -> tuple[Plan, nn.Module, nn.Module]:
+    """Check the recipe, build its model with random weights, plan, and apply: (plan, teacher, student).
+
+    No weights are downloaded: shapes, counts and costs do not depend on them.
     """
     check_recipe(recipe)
     teacher = build_model(recipe.model.name, recipe.model.kwargs, device=device)
     surgery_plan = plan(recipe, teacher)
-    return summarize(surgery_plan, teacher, apply(teacher, surgery_plan))
+    return surgery_plan, teacher, apply(teacher, surgery_plan)

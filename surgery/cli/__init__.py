@@ -8,6 +8,8 @@ import typer
 
 from surgery.cli.apply_cmd import apply
 from surgery.cli.common import settings
+from surgery.cli.cost_cmd import cost
+from surgery.cli.evaluate_cmd import evaluate
 from surgery.cli.inspect_cmd import inspect
 from surgery.cli.plan_cmd import plan
 from surgery.cli.schema_cmd import schema
@@ -23,8 +25,10 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
 
 
 app.command()(apply)
+app.command()(evaluate)
 app.command()(inspect)
 app.command()(plan)
+app.command()(cost)
 app.command()(validate)
 app.command()(schema)
 

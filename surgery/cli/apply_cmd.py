@@ -20,10 +20,11 @@ def apply(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run in --out.")] = False,
     overrides: SetOption = [],
     device: Annotated[Literal["cpu", "cuda"], typer.Option("--device", help="Where to train.")] = "cpu",
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to DIR/tensorboard (needs the tensorboard package).")] = False,
 ) -> None:
     """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
     loaded = load_recipe(recipe, overrides)
-    run = apply_recipe(loaded, out or Path("runs") / loaded.name, resume=resume, force=force, device=device)
+    run = apply_recipe(loaded, out or Path("runs") / loaded.name, resume=resume, force=force, device=device, tensorboard=tensorboard)
     if run.report_md.exists():
         stdout.print(run.report_md.read_text(), markup=False, highlight=False)
         stdout.print(f"run written to {run.root}", highlight=False)

@@ -1,4 +1,4 @@
-"""`surgery plan RECIPE`: sites -> substitutes, with params and MACs before and after."""
+"""`surgery plan RECIPE`: sites -> substitutes, with params, MACs and hardware cost before and after."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stdout
-from surgery.cli.render import plan_table, totals_table
+from surgery.cli.render import cost_tables, plan_table, totals_table
 from surgery.recipe import load_recipe
 from surgery.summary import summarize_recipe
 
@@ -20,7 +20,7 @@ def plan(
     device: DeviceOption = "cpu",
     as_json: JsonOption = False,
 ) -> None:
-    """Trace, detect, select and rewrite without training or weights; print what changes."""
+    """Trace, detect, select and rewrite without training or weights; print what changes, in counts and hardware cost."""
     summary = summarize_recipe(load_recipe(recipe, overrides), device)
     if as_json:
         print_json(summary.to_json())
@@ -29,3 +29,5 @@ def plan(
     stdout.print(totals_table(summary))
     if summary.unselected:
         stdout.print(f"left as attention: {', '.join(summary.unselected)}")
+    for table in cost_tables(summary.cost.to_json()):
+        stdout.print(table)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich import box
 from rich.table import Table
 
+from surgery.cost_rows import NOTE, Row, block_columns, block_rows, cost_title, total_columns, total_rows
 from surgery.sites import Site
 from surgery.summary import PlanSummary
 
@@ -41,6 +44,23 @@ def totals_table(summary: PlanSummary) -> Table:
         table.add_row(totals.name, f"{totals.params / 1e6:.3f}", f"{totals.macs / 1e9:.4f}")
     change = summary.student.params / summary.teacher.params - 1, summary.student.macs / summary.teacher.macs - 1
     table.add_row("change", f"{change[0]:+.1%}", f"{change[1]:+.1%}")
+    return table
+
+
+def cost_tables(cost: dict[str, Any]) -> list[Table]:
+    """Per-block and total hardware cost of `CostReport.to_json()`, with the GPU roofline beside the totals."""
+    blocks = _text_table(cost_title(cost), block_columns(), block_rows(cost))
+    totals = _text_table(f"hardware totals ({cost['gpu']}: roofline, batch 1)", total_columns(cost), total_rows(cost))
+    totals.caption = NOTE
+    return [blocks, totals]
+
+
+def _text_table(title: str, columns: Row, rows: list[Row]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -9,6 +9,7 @@ Example:
     (16, 3, 16, 16)
 """
 
+from surgery.data.folder import check_folders
 from surgery.data.loaders import Loaders, build_loaders, per_rank_batch, set_epoch
 
-__all__ = ["Loaders", "build_loaders", "per_rank_batch", "set_epoch"]
+__all__ = ["Loaders", "build_loaders", "check_folders", "per_rank_batch", "set_epoch"]

@@ -110,3 +110,9 @@ def _num_classes(data: FolderData, found: int) -> int:
     if data.num_classes < found:
         raise SurgeryError(f"data.num_classes: {data.num_classes} is fewer than the {found} class folders found")
     return data.num_classes
+
+
+def check_folders(data: FolderData) -> None:
+    """Fail before a run starts, not hours into it, when a split folder is missing."""
+    for split in (data.train_split, data.val_split):
+        _split_folder(data, split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from surgery.recipe.check import check_recipe
 from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData
-from surgery.recipe.loader import apply_overrides, dump_recipe, load_recipe
+from surgery.recipe.loader import apply_overrides, dump_recipe, load_recipe, recipe_from_data
 from surgery.recipe.ranges import parse_layers
 from surgery.recipe.schema import (
     ExportSpec,
@@ -53,6 +53,7 @@ __all__ = [
     "dump_recipe",
     "load_recipe",
     "parse_layers",
+    "recipe_from_data",
     "recipe_json_schema",
     "recipe_json_schema_text",
 ]

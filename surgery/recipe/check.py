@@ -9,12 +9,13 @@ import timm
 import far_modules
 from far_modules.registry import UnknownNameError
 from surgery.errors import Problem, RecipeError
+from surgery.recipe.hardware import hardware_problems
 from surgery.recipe.problems import did_you_mean
 from surgery.recipe.schema import Recipe, Rewrite
 
 
 def check_recipe(recipe: Recipe) -> None:
-    """Refuses a recipe naming an unknown timm model, substitute or option, or a missing checkpoint.
+    """Refuses a recipe naming an unknown timm model, substitute or option, a missing checkpoint, or a bad device.
 
     Raises:
         RecipeError: every problem found, each at the place in the file it concerns.
@@ -25,6 +26,7 @@ def check_recipe(recipe: Recipe) -> None:
     problems = [*_model_problems(recipe)]
     for index, rewrite in enumerate(recipe.rewrites):
         problems += _rewrite_problems(recipe, index, rewrite)
+    problems += hardware_problems(recipe)
     if problems:
         raise RecipeError(problems)
 

@@ -96,8 +96,8 @@ class HardwareSpec(StrictModel):
     """How activation x activation products are priced: written into crossbars, or in digital units."""
     gpu: str = "a100"
     """GPU of the roofline baseline."""
-    overrides: dict[str, float | int | str] = {}
-    """Preset fields replaced by these values."""
+    overrides: dict[str, JsonValue] = {}
+    """Preset fields replaced by these values: dotted paths (adc.bits: 6) or nested mappings (adc: {bits: 6})."""
 
 
 class Recipe(StrictModel):

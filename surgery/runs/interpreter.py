@@ -12,10 +12,12 @@ from pathlib import Path
 
 from safetensors.torch import load_model, save_model
 
+from surgery.costing import price_models
+from surgery.data import check_folders
 from surgery.models import build_model, input_size
 from surgery.plan import plan
 from surgery.errors import SurgeryError
-from surgery.recipe import Recipe, check_recipe, dump_recipe, load_recipe
+from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe, load_recipe
 from surgery.rewrite import apply
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.report import write_report
@@ -32,14 +34,22 @@ from surgery.train.checkpoint import (
     seed_everything,
     write_text_atomic,
 )
-from surgery.train.distributed import barrier, init_distributed
+from surgery.train.distributed import DistContext, barrier, init_distributed
 from surgery.train.metrics import MetricsLog
 
 
-def apply_recipe(recipe: Recipe, out: Path, *, resume: bool = False, force: bool = False, device: str = "cpu") -> RunDir:
-    """Run every stage of `recipe` into `out`; returns the finished run directory."""
+def apply_recipe(
+    recipe: Recipe, out: Path, *, resume: bool = False, force: bool = False, device: str = "cpu", tensorboard: bool = False
+) -> RunDir:
+    """Run every stage of `recipe` into `out`; returns the finished run directory.
+
+    Everything checkable without training (recipe, stage order, data folders) is checked
+    before `out` is touched.
+    """
     check_recipe(recipe)
     check_stage_order(recipe)
+    if isinstance(recipe.data, FolderData):
+        check_folders(recipe.data)
     ctx = init_distributed(device)
     run = prepare_run_dir(out, resume=resume, force=force) if ctx.is_main else RunDir(out)
     barrier(ctx)
@@ -47,7 +57,7 @@ def apply_recipe(recipe: Recipe, out: Path, *, resume: bool = False, force: bool
         _check_same_recipe(run, recipe)
     elif ctx.is_main:
         write_text_atomic(run.recipe, dump_recipe(recipe))
-    state = _start(recipe, run, ctx, resume)
+    state = _start(recipe, run, ctx, resume, tensorboard)
     first, training = _resume_point(state) if resume else (0, None)
     for index in range(first, len(recipe.stages)):
         stage = recipe.stages[index]
@@ -69,7 +79,7 @@ def check_stage_order(recipe: Recipe) -> None:
         raise SurgeryError(f"{recipe.location_of(('stages',)) or 'stages'}: fit stages train the teacher and must come first")
 
 
-def _start(recipe: Recipe, run: RunDir, ctx, resume: bool) -> RunState:
+def _start(recipe: Recipe, run: RunDir, ctx: DistContext, resume: bool, tensorboard: bool) -> RunState:
     seed_everything(recipe.seed)
     model = recipe.model
     fresh = not resume and not any(stage.kind == "fit" for stage in recipe.stages)
@@ -78,7 +88,7 @@ def _start(recipe: Recipe, run: RunDir, ctx, resume: bool) -> RunState:
         checkpoint=str(model.checkpoint) if model.checkpoint and fresh else None, device=ctx.device.type,
     )
     teacher.requires_grad_(False)
-    log = MetricsLog(run.metrics if ctx.is_main else None)
+    log = MetricsLog(run.metrics if ctx.is_main else None, run.root / "tensorboard" if tensorboard and ctx.is_main else None)
     return RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))
 
 
@@ -138,7 +148,8 @@ def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
 def _finish(state: RunState) -> None:
     save_model(state.student, str(state.run.student_weights))
     write_text_atomic(state.run.record, json.dumps(state.record.to_json(), indent=2))
-    write_report(state.run, state.results, state.recipe)
+    cost = price_models(state.recipe, state.plan, state.teacher, state.student).to_json()
+    write_report(state.run, {**state.results, "cost": cost}, state.recipe)
 
 
 def load_run(directory: str | Path, which: str = "student"):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from surgery.cost_plot import plot_energy
+from surgery.cost_rows import cost_markdown
 from surgery.recipe import Recipe
 from surgery.runs.rundir import RunDir
 from surgery.train.checkpoint import write_text_atomic
@@ -20,10 +22,13 @@ def write_report(run: RunDir, results: dict[str, Any], recipe: Recipe) -> None:
     if "pruning" in results:
         run.plots.mkdir(exist_ok=True)
         plot_kept_units(results["pruning"]["by_site"], run.plots / "kept_units.png")
+    if "cost" in results:
+        run.plots.mkdir(exist_ok=True)
+        plot_energy(results["cost"], run.plots / "energy.png")
 
 
 def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
-    """teacher / student / pruned rows (top1 in percent, params, macs), the stages and their wall times."""
+    """teacher / student / pruned rows (top1 in percent, params, macs), the stages, their wall times, the hardware cost."""
     report: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model.name}
     for name in MODELS:
         if name in results:
@@ -32,6 +37,8 @@ def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
         report["pruned"]["kept_fraction"] = results["pruning"]["kept_fraction"]
         report["pruning"] = results["pruning"]
     report["stages"] = results.get("stages", [])
+    if "cost" in results:
+        report["cost"] = results["cost"]
     return report
 
 
@@ -48,6 +55,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Pruning kept {report['pruned']['kept_fraction']:.1%} of the LSTM hidden units (per block, head and direction: plots/kept_units.png)."]
     lines += ["", "| stage | kind | wall (s) |", "|---|---|---|"]
     lines += [f"| {s['name']} | {s['kind']} | {s['wall_s']:.1f} |" for s in report["stages"]]
+    if "cost" in report:
+        lines += ["", *cost_markdown(report["cost"]), "", "Energy by component: plots/energy.png."]
     return "\n".join(lines) + "\n"
 
 

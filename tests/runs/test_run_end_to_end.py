@@ -8,7 +8,9 @@ import sys
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from surgery.cli import app
 from surgery.errors import SurgeryError
 from surgery.recipe import load_recipe
 from surgery.runs import apply_recipe, load_run
@@ -36,6 +38,17 @@ def test_report_holds_teacher_student_pruned(finished_run):
     assert "| pruned |" in run.report_md.read_text()
 
 
+def test_report_prices_the_final_student_against_the_teacher(finished_run):
+    _, run = finished_run
+    report = json.loads(run.report_json.read_text())
+    cost = report["cost"]
+    assert cost["teacher"]["macs"] == pytest.approx(report["teacher"]["macs"], rel=1e-6)
+    assert cost["student"]["macs"] == pytest.approx(report["pruned"]["macs"], rel=1e-6)  # the shrunk LSTMs are priced
+    assert cost["student"]["write_crossbars"] == 0 < cost["teacher"]["write_crossbars"]
+    assert sum(row["block"].startswith("blocks.") for row in cost["student"]["blocks"]) == 2
+    assert "## Hardware cost" in run.report_md.read_text() and (run.plots / "energy.png").stat().st_size > 0
+
+
 def test_existing_run_is_not_overwritten_without_force(finished_run):
     recipe, run = finished_run
     before = run.student_weights.read_bytes()
@@ -59,3 +72,13 @@ def test_replay_in_a_fresh_process_matches_the_run(finished_run):
     assert torch.equal(torch.load(run.root / "probe_out.pt"), expected)
     report = json.loads(run.report_json.read_text())
     assert sum(p.numel() for p in student.parameters()) == report["pruned"]["params"]
+
+
+def test_evaluate_cli_reproduces_the_report_from_disk(finished_run):
+    _, run = finished_run
+    result = CliRunner().invoke(app, ["evaluate", str(run.root), "--json"])
+    assert result.exit_code == 0, result.output
+    measured, report = json.loads(result.stdout), json.loads(run.report_json.read_text())
+    assert measured["student"]["top1"] == pytest.approx(report["pruned"]["top1"])
+    assert measured["teacher"]["top1"] == pytest.approx(report["teacher"]["top1"])
+    assert measured["student"]["params"] == report["pruned"]["params"]

@@ -1,0 +1,139 @@
+"""Pricing a teacher and its student with hwmodel: crossbar estimates per block and in total, beside a GPU roofline.
+
+Both models are traced with the site paths as leaves, so each site (the
+attention, or the `TokenAdapter` around its substitute) stays one call that
+hwmodel's recorder expands by running it on zeros of the traced shapes. Block
+rows are the parents of the sites (`blocks.3`); ops outside them are grouped by
+their top-level module (`patch_embed`, `head`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from hwmodel import Cost, Device, Estimate, Gpu, Policy, Workload, estimate, extract_workload, roofline_total
+from surgery.models import example_input
+from surgery.plan import Plan
+from surgery.recipe import Recipe
+from surgery.recipe.hardware import resolve_hardware
+from surgery.tracing import trace
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """One model on the crossbar device, and the same workload on the GPU roofline."""
+
+    estimate: Estimate
+    gpu: Cost
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Teacher and student priced on one device under one policy, for one input at batch 1."""
+
+    device: str
+    policy: Policy
+    gpu: str
+    input_size: tuple[int, int, int]
+    teacher: ModelCost
+    student: ModelCost
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: SI units in the key names, per-block rows under each model's `blocks`."""
+        head = {"device": self.device, "policy": self.policy, "gpu": self.gpu, "input_size": list(self.input_size), "batch": 1}
+        return {**head, "teacher": _model_json(self.teacher), "student": _model_json(self.student)}
+
+
+def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Module) -> CostReport:
+    """Price `teacher` and `student` (from `plan`) on the recipe's device, policy and GPU.
+
+    Example:
+        >>> from surgery.summary import plan_and_apply
+        >>> from surgery.recipe import load_recipe
+        >>> recipe = load_recipe("recipes/deit_far.yaml")
+        >>> report = price_models(recipe, *plan_and_apply(recipe, "meta"))
+        >>> report.student.estimate.total.write_crossbars, report.teacher.estimate.total.write_crossbars > 0
+        (0, True)
+    """
+    device, gpu = resolve_hardware(recipe)
+    policy = recipe.hardware.policy
+    shared = (plan.selected_paths, plan.input_size, device, gpu, policy)
+    return CostReport(device.name, policy, gpu.name, plan.input_size, price_model(teacher, *shared), price_model(student, *shared))
+
+
+def price_model(
+    model: nn.Module, sites: Collection[str], input_size: tuple[int, int, int], device: Device, gpu: Gpu, policy: Policy
+) -> ModelCost:
+    """One model's estimate with a row per block holding a site, and its GPU roofline."""
+    work = workload_of(model, sites, input_size)
+    rows = estimate(work, device, policy=policy, blocks=block_paths(sites))
+    return ModelCost(rows, roofline_total(work, gpu))
+
+
+def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int, int, int]) -> Workload:
+    """hwmodel's ops of one batch-1 forward, the sites kept whole as fx leaves; the model's mode is restored after."""
+    with _evaluating(model):
+        return extract_workload(trace(model, leaf_paths=sites), example_input(model, input_size))
+
+
+def block_paths(sites: Collection[str]) -> list[str]:
+    """The blocks holding the sites: each site's parent module (`blocks.3.attn` -> `blocks.3`), in order."""
+    return list(dict.fromkeys(path.rpartition(".")[0] or path for path in sites))
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode while shapes propagate, so no batch-norm statistic moves; each module's own mode comes back."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.train(training)
+
+
+def _model_json(cost: ModelCost) -> dict[str, Any]:
+    est = cost.estimate
+    lifetime = None if math.isinf(est.lifetime_inferences) else est.lifetime_inferences
+    return {
+        **_cost_json(est.total),
+        "area_mm2": est.area_mm2,
+        "chips": est.chips,
+        "interval_s": est.interval_s,
+        "lifetime_inferences": lifetime,
+        "energy_by_component_j": energy_by_component(est.total),
+        "gpu": {"latency_s": cost.gpu.latency_s, "energy_j": cost.gpu.energy_j, "traffic_bytes": cost.gpu.traffic_bytes},
+        "blocks": [{"block": name, **_cost_json(row)} for name, row in est.blocks.items()],
+    }
+
+
+def _cost_json(cost: Cost) -> dict[str, Any]:
+    return {
+        "latency_s": cost.latency_s,
+        "energy_j": cost.energy_j,
+        "traffic_bytes": cost.traffic_bytes,
+        "area_mm2": cost.area_mm2,
+        "crossbars": cost.crossbars,
+        "write_crossbars": cost.write_crossbars,
+        "adc_share": cost.adc_j / cost.energy_j if cost.energy_j else 0.0,
+        "write_share": cost.write_j / cost.energy_j if cost.energy_j else 0.0,
+        "macs": cost.macs,
+    }
+
+
+def energy_by_component(cost: Cost) -> dict[str, float]:
+    """Joules per source; they sum to `cost.energy_j` (ADCs split out of the rest of the analog read)."""
+    return {
+        "adc": cost.adc_j,
+        "other_analog": cost.analog_j - cost.adc_j,
+        "digital": cost.digital_j,
+        "traffic": cost.traffic_j,
+        "write": cost.write_j,
+    }

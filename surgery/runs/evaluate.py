@@ -1,0 +1,31 @@
+"""`surgery evaluate DIR`: re-measure a finished run from its files alone (a fresh process, no pickles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from surgery.counting import count
+from surgery.data import build_loaders
+from surgery.errors import SurgeryError
+from surgery.models import input_size
+from surgery.recipe import load_recipe
+from surgery.runs.interpreter import load_run
+from surgery.runs.rundir import RunDir
+from surgery.train.distributed import init_distributed
+from surgery.train.evaluation import top1
+
+
+def evaluate_run(directory: str | Path, batch_size: int = 256) -> dict[str, dict[str, float]]:
+    """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student."""
+    recipe = load_recipe(RunDir(Path(directory)).recipe)
+    if recipe.data is None:
+        raise SurgeryError(f"{directory}: the run's recipe has no data section to evaluate on")
+    ctx = init_distributed("cpu")
+    results = {}
+    for which in ("teacher", "student"):
+        model = load_run(directory, which=which)
+        size = input_size(model, recipe.model.input_size)
+        loaders = build_loaders(recipe.data, size, batch_size, seed=recipe.seed)
+        counts = count(model, size)
+        results[which] = {"top1": top1(model, loaders.val, ctx), "params": counts.params, "macs": counts.macs}
+    return results

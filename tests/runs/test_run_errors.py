@@ -1,0 +1,61 @@
+"""Bad input to a run: clear errors, and nothing lost or half-written."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import timm
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from surgery.cli import app
+from surgery.data import build_loaders
+from surgery.errors import SurgeryError
+from surgery.models import build_model
+from surgery.recipe import FitStage, SyntheticData
+from surgery.train import Engine, NonFiniteLoss, StepResult, init_distributed
+from surgery.train.metrics import MetricsLog
+from tiny_recipe import TINY
+
+runner = CliRunner()
+
+
+def test_missing_dataset_folder_is_refused_before_the_run_directory_exists(tmp_path: Path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(TINY.replace("data: {kind: digits}", f"data: {{kind: folder, root: {tmp_path / 'nowhere'}}}"))
+    result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'nowhere'} does not exist" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoint_whose_shapes_do_not_fit_is_one_clear_line(tmp_path: Path):
+    other = timm.create_model("vit_tiny_patch16_224", img_size=8, patch_size=2, in_chans=1, num_classes=10, embed_dim=32, depth=1, num_heads=2)
+    path = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, path)
+    kwargs = {"img_size": 8, "patch_size": 2, "in_chans": 1, "num_classes": 10, "embed_dim": 16, "depth": 1, "num_heads": 2}
+    with pytest.raises(SurgeryError, match="size mismatch") as caught:
+        build_model("vit_tiny_patch16_224", kwargs, checkpoint=str(path))
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_non_finite_loss_stops_with_the_step_and_the_last_checkpoint(tmp_path: Path):
+    model = timm.create_model("vit_tiny_patch16_224", img_size=8, patch_size=4, in_chans=1, num_classes=2, embed_dim=8, depth=1, num_heads=1)
+    stage = FitStage(epochs=3, lr=1e-3, warmup_epochs=0, batch_size=8)
+    loaders = build_loaders(SyntheticData(num_samples=16, num_classes=2), (1, 8, 8), 8)
+    calls = []
+
+    def objective(m, images, labels):
+        calls.append(1)
+        loss = m(images).sum() * (math.nan if len(calls) == 3 else 0.0)
+        return StepResult(loss, {})
+
+    saved = tmp_path / "epoch-1"
+    engine = Engine(
+        model, list(model.named_parameters()), stage, loaders, init_distributed("cpu"), label="fit", stage_index=0,
+        objective=objective, evaluate=lambda m: {}, save=lambda *a: saved, log=MetricsLog(None),
+    )
+    with pytest.raises(NonFiniteLoss, match=f"nan at epoch 2, step 3; last good checkpoint: {saved}"):
+        engine.run()
