@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.hooks import RemovableHandle
+
+Register = Callable[[nn.Module, str], RemovableHandle]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -19,59 +22,42 @@ def unwrap(model: nn.Module) -> nn.Module:
 def capture_outputs(model: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
     """Yields a dict filled with each named submodule's output during the forward passes inside."""
     outputs: dict[str, torch.Tensor] = {}
-    handles = [
-        unwrap(model).get_submodule(path).register_forward_hook(_store(outputs, path)) for path in paths
-    ]
-    try:
+
+    def register(module: nn.Module, path: str) -> RemovableHandle:
+        return module.register_forward_hook(lambda _m, _args, output: outputs.__setitem__(path, output))
+
+    with _hooked(model, paths, register):
         yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
 def capture_inputs(model: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
     """Yields a dict filled with each named submodule's first positional input."""
     inputs: dict[str, torch.Tensor] = {}
-    handles = [
-        unwrap(model).get_submodule(path).register_forward_pre_hook(_store_input(inputs, path)) for path in paths
-    ]
-    try:
+
+    def register(module: nn.Module, path: str) -> RemovableHandle:
+        return module.register_forward_pre_hook(lambda _m, args: inputs.__setitem__(path, args[0]))
+
+    with _hooked(model, paths, register):
         yield inputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
 def force_inputs(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Iterator[None]:
     """Teacher forcing: each named submodule receives the given tensor instead of its own input."""
-    handles = [
-        unwrap(model).get_submodule(path).register_forward_pre_hook(_replace(value)) for path, value in inputs.items()
-    ]
+
+    def register(module: nn.Module, path: str) -> RemovableHandle:
+        return module.register_forward_pre_hook(lambda _m, args: (inputs[path], *args[1:]))
+
+    with _hooked(model, inputs, register):
+        yield
+
+
+@contextmanager
+def _hooked(model: nn.Module, paths: Iterable[str], register: Register) -> Iterator[None]:
+    handles = [register(unwrap(model).get_submodule(path), path) for path in paths]
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
-
-
-def _store(outputs: dict[str, torch.Tensor], path: str):
-    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor) -> None:
-        outputs[path] = output
-
-    return hook
-
-
-def _store_input(inputs: dict[str, torch.Tensor], path: str):
-    def hook(_module: nn.Module, args: tuple) -> None:
-        inputs[path] = args[0]
-
-    return hook
-
-
-def _replace(value: torch.Tensor):
-    def hook(_module: nn.Module, args: tuple) -> tuple:
-        return (value, *args[1:])
-
-    return hook
