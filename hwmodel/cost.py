@@ -18,6 +18,7 @@ class Cost:
         latency_s: time from the op's inputs being ready to its outputs being ready.
         write_latency_s: the part of `latency_s` spent programming crossbars.
         analog_j: crossbar reads, DACs, sample-and-holds, ADCs, shift-and-add, IMA registers.
+        adc_j: the part of `analog_j` spent in ADC conversions (the usual bottleneck of crossbar designs).
         digital_j: nonlinearities, elementwise ops, digital MACs, partial-sum merges.
         traffic_j: on-chip buffers and interconnect moving activations.
         write_j: programming crossbar cells (the `write` policy).
@@ -32,6 +33,7 @@ class Cost:
     latency_s: float = 0.0
     write_latency_s: float = 0.0
     analog_j: float = 0.0
+    adc_j: float = 0.0
     digital_j: float = 0.0
     traffic_j: float = 0.0
     write_j: float = 0.0

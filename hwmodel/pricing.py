@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from hwmodel.actions import read_energy
+from hwmodel.actions import adc_pj, read_energy
 from hwmodel.budget import area_per_crossbar_mm2, cycle_ns
 from hwmodel.cost import Cost
 from hwmodel.device import Device
@@ -73,6 +73,7 @@ def crossbar_pass(tiling: Tiling, vectors: int, device: Device) -> Cost:
     return Cost(
         latency_s=reads.cycles * cycle_ns(device) * 1e-9,
         analog_j=analog_pj * 1e-12,
+        adc_j=reads.conversions * adc_pj(device) * 1e-12,
         digital_j=reads.partial_sums * device.digital.add_pj * 1e-12,
         crossbars=tiling.crossbars,
         area_mm2=tiling.crossbars * area_per_crossbar_mm2(device),

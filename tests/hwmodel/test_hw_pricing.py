@@ -19,6 +19,13 @@ def test_costs_add_repeat_and_copy():
     assert a.side_by_side(3) == Cost(latency_s=1.0, analog_j=6.0, crossbars=9)
 
 
+def test_adc_energy_is_counted_per_conversion_inside_the_analog_energy():
+    cost = price(Gemm(rows=128, cols=128, vectors=1), ISAAC)
+    conversions = 16 * 128 * 8  # 16 input slices, 128 values of 8 two-bit columns each, one row tile
+    assert cost.adc_j == pytest.approx(conversions * 16 / 8 / 1.28 * 1e-12)  # one 2 mW ADC at 1.28 GS/s
+    assert 0 < cost.adc_j < cost.analog_j
+    assert price(Nonlinear(fn="gelu", elements=128), ISAAC).adc_j == 0
+
 def test_doubling_the_sequence_doubles_lstm_latency():
     short, long = (price(Recurrence(input_size=64, hidden_size=64, steps=t), ISAAC) for t in (197, 394))
     assert long.latency_s == pytest.approx(2 * short.latency_s, rel=1e-12)
