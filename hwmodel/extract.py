@@ -19,12 +19,11 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from hwmodel.builder import Builder, Frontier
 from hwmodel.calls import Operand, classify_call, operands
+from hwmodel.dataflow import RecurrentShapes, activation_nodes
 from hwmodel.modules import classify_module
-from hwmodel.record import ShapeOnlyRecurrence, record_call
+from hwmodel.record import record_call
 from hwmodel.workload import Workload
 
-_METADATA_METHODS = {"size", "dim", "numel", "type"}
-_METADATA_ATTRS = {"shape", "dtype", "device", "ndim"}
 
 
 def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Workload:
@@ -37,7 +36,7 @@ def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Work
         ['Gemm', 'Nonlinear']
     """
     if example_inputs:
-        with torch.no_grad(), ShapeOnlyRecurrence():
+        with torch.no_grad(), RecurrentShapes():
             ShapeProp(graph_module).propagate(*example_inputs)
     graph = graph_module.graph
     if not any("tensor_meta" in node.meta for node in graph.nodes):
@@ -49,21 +48,6 @@ def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Work
         incoming = frozenset().union(*(frontier[n] for n in node.all_input_nodes))
         frontier[node] = _visit(node, graph_module, carries, builder, incoming)
     return builder.workload()
-
-
-def activation_nodes(graph: fx.Graph) -> set[fx.Node]:
-    """Nodes whose values derive from the placeholders without passing through a shape or dtype read."""
-    carries: set[fx.Node] = set()
-    for node in graph.nodes:
-        if node.op == "placeholder" or (not _is_metadata(node) and any(i in carries for i in node.all_input_nodes)):
-            carries.add(node)
-    return carries
-
-
-def _is_metadata(node: fx.Node) -> bool:
-    if node.op == "call_method":
-        return node.target in _METADATA_METHODS
-    return node.op == "call_function" and node.target is getattr and node.args[1] in _METADATA_ATTRS
 
 
 def _visit(node: fx.Node, graph_module: fx.GraphModule, carries: set[fx.Node], builder: Builder, incoming: Frontier) -> Frontier:

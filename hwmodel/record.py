@@ -16,32 +16,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from hwmodel.builder import Builder, Frontier
 from hwmodel.calls import Draft, Operand, classify_call
+from hwmodel.dataflow import RecurrentShapes
 from hwmodel.modules import classify_module, is_primitive
-
-_RECURRENT = (torch.lstm, torch.gru, torch.rnn_tanh, torch.rnn_relu)
-
-
-class ShapeOnlyRecurrence(TorchFunctionMode):
-    """Answers padded-batch recurrent kernels with empty outputs of the right shape instead of computing them."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RECURRENT and len(args) == 9 and isinstance(args[-3], bool) and args[0].dim() == 3:
-            return _empty_recurrence(args)
-        return func(*args, **(kwargs or {}))
-
-
-def _empty_recurrence(args: tuple) -> tuple[torch.Tensor, ...]:
-    """(output, *states) of torch.lstm / gru / rnn_*(input, hx, params, ..., bidirectional, batch_first)."""
-    x, hx, params, bidirectional = args[0], args[1], args[2], args[7]
-    width = params[1].shape[1] * (2 if bidirectional else 1)  # W_hh is (gates * hidden, hidden)
-    states = hx if isinstance(hx, (list, tuple)) else [hx]
-    return (x.new_empty(*x.shape[:2], width), *(h.new_empty(h.shape) for h in states))
-
 
 def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: Builder, incoming: Frontier) -> Frontier:
     """Append the ops of `module(*args, **kwargs)` to `builder`; `Operand`s in the arguments stand for tensors."""
@@ -57,11 +37,11 @@ def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: B
     return recorder.frontier_of(out) or incoming
 
 
-class _Recorder(ShapeOnlyRecurrence):
+class _Recorder(RecurrentShapes):
     """Watches one module call: ops go to the builder, tensors map to the ops that produced them."""
 
     def __init__(self, root: nn.Module, path: str, builder: Builder) -> None:
-        super().__init__()
+        super().__init__(meta_only=False)
         self.root, self.builder = root, builder
         self.paths = {id(m): f"{path}.{name}" if name else path for name, m in root.named_modules()}
         self.stack, self.depth, self.quiet = [path], 0, False

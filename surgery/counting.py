@@ -17,7 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
-from surgery.recurrent import RecurrentShapes
+from hwmodel.dataflow import RecurrentShapes
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from hwmodel.dataflow import activation_nodes
 from surgery.errors import SurgeryError
 from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
 
 _CONTRACTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention}
 _CONTRACTION_METHODS = {"matmul", "bmm", "baddbmm", "__matmul__"}
-# Reading a shape, size or dtype, or making a fresh tensor of an activation's shape, yields
-# metadata, not activations: dependence stops there.
-_METADATA_METHODS = {"size", "dim", "numel", "type", "new_zeros", "new_ones", "new_full", "new_empty"}
-_METADATA_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like}
-_METADATA_ATTRS = {"shape", "dtype", "device", "ndim"}
+
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
 
 def activation_products(graph_module: fx.GraphModule) -> list[fx.Node]:
     """Contractions whose two (or more) tensor operands both depend on the graph's inputs."""
-    carries = _activation_nodes(graph_module.graph)
+    carries = activation_nodes(graph_module.graph)
     return [node for node in graph_module.graph.nodes if _is_contraction(node) and _activation_operands(node, carries) >= 2]
 
 
@@ -85,22 +82,6 @@ def _products_by_owner(graph_module: fx.GraphModule) -> dict[str, list[fx.Node]]
             raise SurgeryError(f"{node.name}: an activation x activation product outside any submodule cannot be a site")
         owners.setdefault(stack[-1], []).append(node)
     return owners
-
-
-def _activation_nodes(graph: fx.Graph) -> set[fx.Node]:
-    carries: set[fx.Node] = set()
-    for node in graph.nodes:
-        if node.op == "placeholder" or (not _is_metadata(node) and any(i in carries for i in node.all_input_nodes)):
-            carries.add(node)
-    return carries
-
-
-def _is_metadata(node: fx.Node) -> bool:
-    if node.op == "call_method":
-        return node.target in _METADATA_METHODS
-    if node.op != "call_function":
-        return False
-    return node.target in _METADATA_FUNCTIONS or (node.target is getattr and node.args[1] in _METADATA_ATTRS)
 
 
 def _is_contraction(node: fx.Node) -> bool:

@@ -15,7 +15,7 @@ import torch
 from torch import fx, nn
 
 from surgery.errors import SurgeryError
-from surgery.recurrent import RecurrentShapes
+from hwmodel.dataflow import RecurrentShapes
 
 
 class TimmTracer(fx.Tracer):

@@ -14,7 +14,7 @@ PACKAGE = Path(hwmodel.__file__).parent
 PURE = set(
     "__init__ actions budget builder calls cost device digital gpu mapping presets pricing schedule traffic workload".split()
 )
-TORCH = {"extract", "modules", "record"}
+TORCH = {"dataflow", "extract", "modules", "record"}
 STDLIB_AND_PYDANTIC = set(sys.stdlib_module_names) | {"pydantic", "hwmodel"}
 
 
