@@ -8,7 +8,7 @@ records its results in the state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 
 from torch import nn
@@ -90,8 +90,17 @@ def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | N
     state.results[label] = {**state.results.get(label, {}), **measured}
 
 
-def _train(state: RunState, model: nn.Module, params, stage: TrainingStage, index: int, resume: dict | None, objective: Objective, label: str) -> None:
-    trainable = [(name, p) for name, p in params]
+def _train(
+    state: RunState,
+    model: nn.Module,
+    params: Iterable[tuple[str, nn.Parameter]],
+    stage: TrainingStage,
+    index: int,
+    resume: dict | None,
+    objective: Objective,
+    label: str,
+) -> None:
+    trainable = list(params)
     model.requires_grad_(False)
     for _, p in trainable:
         p.requires_grad_(True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from surgery.costing import block_paths
 from surgery.plan import Plan
 from surgery.recipe import Recipe
 from surgery.runs.record import SurgeryRecord
@@ -37,7 +38,7 @@ class RunState:
     def block_paths(self) -> list[str]:
         """The blocks holding a replaced site: parents of the site paths, in order."""
         assert self.plan is not None
-        return list(dict.fromkeys(path.rpartition(".")[0] for path in self.plan.selected_paths))
+        return block_paths(self.plan.selected_paths)
 
     def progress(self, stage_index: int, complete: bool, epoch: int = 0, step: int = 0) -> dict[str, Any]:
         """The JSON a checkpoint stores about where the run is."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from surgery.errors import SurgeryError
+
 
 class MetricsLog:
     """Appends step and epoch records; on resume, drops records the restored checkpoint had not reached."""
@@ -40,6 +42,8 @@ def _before(record: dict, stage_index: int, step: int) -> bool:
 
 
 def _tensorboard(directory: Path):
-    from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
-
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise SurgeryError("--tensorboard needs the tensorboard package: pip install tensorboard") from error
     return SummaryWriter(str(directory))
