@@ -13,6 +13,7 @@ from surgery.runs.rundir import RunDir
 from surgery.train.checkpoint import write_text_atomic
 
 MODELS = ("teacher", "student", "pruned")
+_SHORT = {"forward": "fwd", "backward": "bwd"}
 
 
 def write_report(run: RunDir, results: dict[str, Any], recipe: Recipe) -> None:
@@ -72,7 +73,10 @@ def plot_kept_units(by_site: dict[str, Any], path: Path) -> None:
     grid = [[_kept(by_site[site], column) for column in columns] for site in sites]
     figure, axes = plt.subplots(figsize=(1.2 + 0.6 * len(columns), 1.0 + 0.35 * len(sites)))
     image = axes.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    axes.set_xticks(range(len(columns)), [f"h{head} {direction[:3]}" for head, direction in columns], rotation=45, ha="right")
+    axes.set_xticks(range(len(columns)), [f"h{head} {_SHORT[direction]}" for head, direction in columns], rotation=45, ha="right")
+    for row, values in enumerate(grid):
+        for column, value in enumerate(values):
+            axes.text(column, row, f"{value:.0%}", ha="center", va="center", fontsize=7, color="white")
     axes.set_yticks(range(len(sites)), [site.removesuffix(".substitute") for site in sites])
     axes.set_title("hidden units kept after pruning")
     figure.colorbar(image, ax=axes, label="kept fraction")
