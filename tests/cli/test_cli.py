@@ -7,36 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from surgery.cli import app
+from cli_helpers import TINY_RECIPE as MINIMAL
+from cli_helpers import invoke
+from cli_helpers import write_recipe as write
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 DEIT = str(RECIPES / "deit_far.yaml")
 LOCATED = re.compile(r"^(\S+:\d+:\d+|--set \S+): ")
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "recipe.yaml"
-    path.write_text(text)
-    return str(path)
-
-
-MINIMAL = """\
-name: tiny
-model:
-  name: vit_tiny_patch16_224
-  kwargs: {img_size: 32, patch_size: 8, depth: 2}
-rewrites:
-  - select: {path: "blocks.*.attn"}
-    substitute: bilstm
-"""
 
 
 def test_validate_accepts_the_paper_recipe():

@@ -7,26 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from surgery.cli import app
+from cli_helpers import TINY_RECIPE as TINY
+from cli_helpers import invoke
 
-TINY = """\
-name: tiny
-model:
-  name: vit_tiny_patch16_224
-  kwargs: {img_size: 32, patch_size: 8, depth: 2}
-rewrites:
-  - select: {path: "blocks.*.attn"}
-    substitute: bilstm
-"""
 SIZES = ("latency_s", "energy_j", "traffic_bytes", "area_mm2", "crossbars")
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 @pytest.fixture(scope="module")
