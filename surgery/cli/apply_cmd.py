@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +26,6 @@ def apply(
     """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
     loaded = load_recipe(recipe, overrides)
     run = apply_recipe(loaded, out or Path("runs") / loaded.name, resume=resume, force=force, device=device, tensorboard=tensorboard)
-    if run.report_md.exists():
+    if os.environ.get("RANK", "0") == "0" and run.report_md.exists():  # under torchrun, rank 0 reports
         stdout.print(run.report_md.read_text(), markup=False, highlight=False)
         stdout.print(f"run written to {run.root}", highlight=False)
