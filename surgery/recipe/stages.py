@@ -29,7 +29,7 @@ class TrainingStage(StrictModel):
     min_lr: float = Field(1e-5, ge=0)
     """Floor of the decay schedule."""
     scheduler: Literal["cosine", "step", "none"] = "cosine"
-    """Learning-rate decay after warm-up."""
+    """Learning-rate decay after warm-up, per optimizer step: cosine to min_lr, step (x0.1 at each third), or none."""
     batch_size: int = Field(256, ge=1)
     """Global batch size, summed over devices and accumulation steps."""
     grad_accum_steps: int = Field(1, ge=1)
