@@ -7,9 +7,11 @@ from typing import Annotated
 import typer
 
 from surgery.cli.apply_cmd import apply
+from surgery.cli.bench_cmd import bench_command
 from surgery.cli.common import settings
 from surgery.cli.cost_cmd import cost
 from surgery.cli.evaluate_cmd import evaluate
+from surgery.cli.export_cmd import export
 from surgery.cli.inspect_cmd import inspect
 from surgery.cli.plan_cmd import plan
 from surgery.cli.schema_cmd import schema
@@ -29,6 +31,8 @@ app.command()(evaluate)
 app.command()(inspect)
 app.command()(plan)
 app.command()(cost)
+app.command()(export)
+app.command("bench")(bench_command)
 app.command()(validate)
 app.command()(schema)
 

@@ -1,0 +1,67 @@
+"""Golden test of `surgery bench`: a tiny run of the A.4 protocol and its JSON contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from surgery.bench import time_alternating
+from surgery.cli import app
+from tests.export.test_export import TINY
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    recipe = tmp_path_factory.mktemp("bench") / "tiny.yaml"
+    recipe.write_text(TINY)
+    args = ["bench", str(recipe), "--img-size", "32", "--img-size", "48", "--runs", "3", "--warmup", "1", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_has_a_row_per_model_and_size_with_positive_timings(report):
+    assert set(report) == {"settings", "unit", "rows", "ratios"}
+    assert [(row["model"], row["img_size"]) for row in report["rows"]] == [
+        ("vit_tiny_patch16_224", 32), ("FAR", 32), ("vit_tiny_patch16_224", 48), ("FAR", 48),
+    ]
+    for row in report["rows"]:
+        assert row["params"] > 0 and row["macs"] > 0
+        for timing in (row["onnx"], row["eager"]):
+            assert 0 < timing["min"] <= timing["median"] <= timing["max"]
+
+
+def test_ratios_compare_far_with_the_teacher_at_each_size(report):
+    rows = {(row["model"], row["img_size"]): row for row in report["rows"]}
+    assert [(r["model"], r["baseline"], r["img_size"]) for r in report["ratios"]] == [
+        ("FAR", "vit_tiny_patch16_224", 32), ("FAR", "vit_tiny_patch16_224", 48),
+    ]
+    first = report["ratios"][0]
+    assert first["onnx"] == pytest.approx(rows[("FAR", 32)]["onnx"]["median"] / rows[("vit_tiny_patch16_224", 32)]["onnx"]["median"])
+
+
+def test_settings_follow_the_options(report):
+    settings = report["settings"]
+    assert (settings["runs"], settings["warmup"], settings["precision"], settings["opset"]) == (3, 1, "fp32", 17)
+
+
+def test_models_alternate_and_warmup_is_untimed():
+    calls: list[str] = []
+    times = time_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=2)
+    assert calls == ["a", "b"] * 5
+    assert [len(t) for t in times.values()] == [3, 3]
+
+
+def test_int8_runs_both_models_of_the_comparison(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    args = ["bench", str(recipe), "--img-size", "32", "--runs", "1", "--warmup", "0", "--precision", "int8", "--no-eager", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["settings"]["precision"] == "int8" and [row["model"] for row in data["rows"]] == ["vit_tiny_patch16_224", "FAR"]
+    assert all(row["eager"] is None for row in data["rows"])
