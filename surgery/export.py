@@ -113,8 +113,9 @@ def _write(model: nn.Module, input_size: tuple[int, int, int], path: Path, spec:
 
 
 def count_lstms(model: nn.Module) -> int:
-    """ONNX `LSTM` nodes an export of `model` must hold: one per single-layer, one-direction `nn.LSTM`."""
-    return sum(m.num_layers * (2 if m.bidirectional else 1) for m in model.modules() if isinstance(m, nn.LSTM))
+    """ONNX `LSTM` nodes an export of `model` must hold: one per layer of each `nn.LSTM` (a bidirectional
+    layer is one node with `direction="bidirectional"`)."""
+    return sum(m.num_layers for m in model.modules() if isinstance(m, nn.LSTM))
 
 
 def lstm_nodes(graph: onnx.ModelProto) -> int:
