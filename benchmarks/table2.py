@@ -20,10 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import torch
 from torch import nn
 
-from far_modules import MultiHeadBiLSTM
+from far_modules import shrink_uniformly
 from surgery.bench import BenchRow, BenchSettings, bench
 from surgery.export import models_from_recipe, models_from_run
 from surgery.recipe import recipe_from_data
@@ -31,28 +30,20 @@ from surgery.recipe import recipe_from_data
 SCALES = {"tiny": "deit_tiny_patch16_224", "small": "deit_small_patch16_224", "base": "deit_base_patch16_224"}
 
 
-def keep_first(module: MultiHeadBiLSTM, ratio: float) -> MultiHeadBiLSTM:
-    """Keep round(ratio · h) units of every head and direction (which ones does not change the latency)."""
-    keep = {g.key: torch.arange(g.size) < max(1, round(ratio * g.size)) for g in module.unit_groups()}
-    return module.shrink(keep)
-
-
-def pruned_copy(student: nn.Module, ratio: float) -> nn.Module:
-    """`student` with every multi-head BiLSTM swapped, in place, for its shrunk copy."""
-    models = dict(student.named_modules())
-    for path, module in models.items():
-        if isinstance(module, MultiHeadBiLSTM):
-            parent, _, name = path.rpartition(".")
-            setattr(models[parent] if parent else student, name, keep_first(module, ratio))
-    return student
-
-
 def scale_models(scale: str, keep: float, pruned_run: Path | None) -> dict[str, nn.Module]:
     data = {"name": scale, "model": {"name": SCALES[scale]}, "rewrites": [{"substitute": "bilstm"}]}
     models = models_from_recipe(recipe_from_data(data, []))
-    pruned = models_from_run(pruned_run).student if pruned_run else pruned_copy(copy.deepcopy(models.student), keep)
+    pruned = run_student(pruned_run, SCALES[scale]) if pruned_run else shrink_uniformly(copy.deepcopy(models.student), keep)
     label = scale.capitalize()
     return {f"DeiT-{label}": models.teacher, f"FAR-{label}": models.student, f"FAR-{label}†": pruned.eval()}
+
+
+def run_student(run: Path, model_name: str) -> nn.Module:
+    """The pruned student of a finished run, which must have started from the scale's model."""
+    trained = models_from_run(run)
+    if trained.name != model_name:
+        raise SystemExit(f"--pruned-run {run} started from {trained.name}, not {model_name}: give the run of that scale")
+    return trained.student
 
 
 def markdown(rows: list[BenchRow], sizes: tuple[int, ...]) -> str:
@@ -86,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
     parser.add_argument("--sizes", nargs="+", type=int, default=[224, 384])
-    parser.add_argument("--keep", type=float, default=0.7, help="share of hidden units the pruned FAR keeps")
+    parser.add_argument("--keep", type=float, default=0.5, help="share of hidden units the pruned FAR keeps (0.5 matches the paper's FAR-Tiny† size)")
     parser.add_argument("--pruned-run", type=Path, help="take the pruned shapes from this run instead")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=30)

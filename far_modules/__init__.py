@@ -14,6 +14,8 @@ from far_modules.prune import (
     keep_masks,
     prunable_modules,
     pruning_report,
+    shrink_uniformly,
+    uniform_keep,
     unit_counts,
 )
 from far_modules.registry import Registry, UnknownNameError
@@ -50,7 +52,9 @@ __all__ = [
     "prunable_modules",
     "pruning_report",
     "register_substitute",
+    "shrink_uniformly",
     "substitute_names",
     "substitute_options",
+    "uniform_keep",
     "unit_counts",
 ]

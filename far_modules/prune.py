@@ -99,6 +99,28 @@ def keep_masks(module: Prunable, threshold: float) -> dict[UnitKey, Tensor]:
     return masks
 
 
+@torch.no_grad()
+def uniform_keep(module: Prunable, ratio: float) -> dict[UnitKey, Tensor]:
+    """Keep the first round(ratio · h) units (at least one) of every head and direction.
+
+    Which units stay does not change shapes, so this emulates a pruned structure
+    for latency and cost studies without training; `keep_masks` is the learned choice.
+    """
+    if not 0 < ratio <= 1:
+        raise ValueError(f"keep ratio must be in (0, 1], got {ratio}")
+    return {g.key: torch.arange(g.size) < max(1, round(ratio * g.size)) for g in module.unit_groups()}
+
+
+def shrink_uniformly(model: nn.Module, ratio: float) -> nn.Module:
+    """`model` with every `Prunable` submodule replaced, in place, by its `uniform_keep` shrink."""
+    modules = prunable_modules(model)
+    if not modules:
+        raise ValueError(f"{type(model).__name__} has no prunable substitute to shrink")
+    for path, module in modules.items():
+        model.set_submodule(path, module.shrink(uniform_keep(module, ratio)))
+    return model
+
+
 def check_keep(groups: Sequence[UnitGroup], keep: Mapping[UnitKey, Tensor], device: torch.device) -> dict[UnitKey, Tensor]:
     """`keep` as boolean masks on `device`, one per group; raises ValueError before any weight is touched.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import statistics
 import time
@@ -29,7 +30,11 @@ from torch import nn
 from surgery.counting import count
 from surgery.errors import SurgeryError
 from surgery.export import INPUT, export_onnx
+from surgery.models import input_size
 from surgery.recipe.schema import ExportSpec
+
+STUDENT = "FAR"
+"""How reports name the student beside its teacher (named by its timm model)."""
 
 Precision = Literal["fp32", "int8"]
 Optimization = Literal["disable", "basic", "extended", "all"]
@@ -88,7 +93,7 @@ def bench(models: dict[str, nn.Module], img_sizes: tuple[int, ...], settings: Be
 
 
 def _bench_size(models: dict[str, nn.Module], size: int, settings: BenchSettings, workdir: Path) -> list[BenchRow]:
-    shape = (3, size, size)
+    shape = _shape(models, size)
     sessions = {name: onnx_runner(model, shape, settings, workdir / f"{name}-{size}.onnx") for name, model in models.items()}
     onnx_times = time_alternating(sessions, settings.runs, settings.warmup)
     eager_times = {}
@@ -101,6 +106,14 @@ def _bench_size(models: dict[str, nn.Module], size: int, settings: BenchSettings
         eager_timing = Timing.of(eager_times[name]) if name in eager_times else None
         rows.append(BenchRow(name, size, counts.params, counts.macs, Timing.of(onnx_times[name]), eager_timing))
     return rows
+
+
+def _shape(models: dict[str, nn.Module], size: int) -> tuple[int, int, int]:
+    """(C, size, size), C read off the models, which must agree (they are timed on the same input)."""
+    channels = {name: input_size(model)[0] for name, model in models.items()}
+    if len(set(channels.values())) != 1:
+        raise SurgeryError(f"the models to compare take different input channels: {channels}")
+    return next(iter(channels.values())), size, size
 
 
 def resize(model: nn.Module, img_size: int) -> nn.Module:
@@ -140,7 +153,13 @@ _LEVELS = {"disable": "DISABLE_ALL", "basic": "ENABLE_BASIC", "extended": "ENABL
 def quantize_int8(path: Path) -> Path:
     """Dynamic int8 (weights int8, activations quantized per run), ONNX Runtime's `quantize_dynamic`."""
     target = path.with_name(f"{path.stem}.int8.onnx")
-    quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it advises, on the root logger, a pre-processing pass the bench leaves out on purpose
+    try:
+        quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return target
 
 

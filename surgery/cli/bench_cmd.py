@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,35 +12,54 @@ import typer
 from rich import box
 from rich.table import Table
 
-from surgery.bench import BenchRow, BenchSettings, Optimization, Precision, bench, ratios, to_json
+from far_modules import shrink_uniformly
+from surgery.bench import STUDENT, BenchRow, BenchSettings, Optimization, Precision, bench, ratios, to_json
 from surgery.cli.common import JsonOption, SetOption, handles_errors, print_json, stdout
 from surgery.cli.export_cmd import TargetArgument, load_models
-
-STUDENT = "FAR"
+from surgery.errors import SurgeryError
+from surgery.export import Models
+from surgery.int8_accuracy import PrecisionAccuracy, int8_accuracy
+from surgery.recipe import load_recipe
+from surgery.runs import RunDir
 
 
 @handles_errors
 def bench_command(
     target: TargetArgument,
-    img_sizes: Annotated[list[int], typer.Option("--img-size", min=16, help="Image side in pixels; repeatable.")] = [224, 384],
+    img_sizes: Annotated[list[int], typer.Option("--img-size", min=8, help="Image side in pixels; repeatable.")] = [224, 384],
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per model; the median is reported.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per model first.")] = 30,
     precision: Annotated[Precision, typer.Option("--precision", help="fp32, or dynamic int8 for both models.")] = "fp32",
     optimization: Annotated[Optimization, typer.Option("--graph-opt", help="ONNX Runtime graph optimization level.")] = "all",
     pin: Annotated[bool, typer.Option("--pin/--no-pin", help="Pin the process to one core where the OS allows.")] = True,
     eager: Annotated[bool, typer.Option("--eager/--no-eager", help="Also time PyTorch eager on one thread.")] = True,
+    run: Annotated[Path | None, typer.Option("--run", help="Take trained weights from this run (same as giving the run as target).")] = None,
+    keep_ratio: Annotated[
+        float | None, typer.Option("--keep-ratio", min=0.0, max=1.0, help="Emulate pruning: keep this share of every LSTM's hidden units.")
+    ] = None,
     overrides: SetOption = [],
     as_json: JsonOption = False,
 ) -> None:
-    """Params, MACs and batch-1 latency (median, min–max) of teacher and student at each image size, and their ratio."""
-    models = load_models(target, overrides)
+    """Params, MACs and batch-1 latency (median, min–max) of teacher and student at each image size, and their ratio.
+
+    With a run and `--precision int8`, also the top-1 change int8 brings to each model on the run's validation split.
+    """
+    run_dir = _run_dir(target, run)
+    if run_dir and keep_ratio is not None:
+        raise SurgeryError("--keep-ratio emulates pruned shapes on random weights; a run brings its own shapes")
+    models = load_models(str(run_dir) if run_dir else target, overrides)
+    if keep_ratio is not None:
+        models = _emulate_pruning(models, keep_ratio)
     settings = BenchSettings(runs, warmup, precision, optimization, pin, eager, models.spec.opset)
     with tempfile.TemporaryDirectory(prefix="surgery-bench-") as workdir:
         rows = bench({models.name: models.teacher, STUDENT: models.student}, tuple(img_sizes), settings, Path(workdir))
+        accuracy = int8_accuracy(run_dir, models, Path(workdir)) if run_dir and precision == "int8" else []
     if as_json:
-        print_json(to_json(rows, settings, models.name))
+        print_json({**to_json(rows, settings, models.name), "accuracy": [a.to_json() for a in accuracy]})
         return
     stdout.print(latency_table(rows, settings))
+    for result in accuracy:
+        stdout.print(_accuracy_line(result), highlight=False)
     for ratio in ratios(rows, models.name):
         eager_ratio = f", eager ×{ratio['eager']:.2f}" if ratio["eager"] is not None else ""
         stdout.print(f"{ratio['model']}/{ratio['baseline']} at {ratio['img_size']} px: ONNX Runtime ×{ratio['onnx']:.2f}{eager_ratio}", highlight=False)
@@ -56,3 +77,32 @@ def latency_table(rows: list[BenchRow], settings: BenchSettings) -> Table:
             f"{row.onnx.median:.2f}", f"{row.onnx.min:.2f}–{row.onnx.max:.2f}", *eager,
         )
     return table
+
+
+def _run_dir(target: str, run: Path | None) -> Path | None:
+    """The run whose weights are benched: `--run`, or the target when it is a run directory."""
+    if run is None:
+        return Path(target) if Path(target).is_dir() else None
+    if Path(target).is_dir():
+        raise SurgeryError(f"{target} is a run directory already; give --run only with a recipe")
+    if not run.is_dir():
+        raise SurgeryError(f"--run {run}: not a run directory")
+    if Path(target).is_file():
+        expected, found = load_recipe(target).model.name, load_recipe(RunDir(run).recipe).model.name
+        if expected != found:
+            raise SurgeryError(f"--run {run} trained {found}, but {target} names {expected}")
+    return run
+
+
+def _emulate_pruning(models: Models, keep_ratio: float) -> Models:
+    if keep_ratio <= 0:
+        raise SurgeryError(f"--keep-ratio must be in (0, 1], got {keep_ratio}")
+    try:
+        student = shrink_uniformly(copy.deepcopy(models.student), keep_ratio)
+    except ValueError as error:
+        raise SurgeryError(f"--keep-ratio: {error}") from error
+    return dataclasses.replace(models, student=student.eval())
+
+
+def _accuracy_line(result: PrecisionAccuracy) -> str:
+    return f"{result.model} top-1 in ONNX Runtime: fp32 {result.fp32_top1:.2f} %, int8 {result.int8_top1:.2f} % ({result.change:+.2f})"

@@ -25,7 +25,7 @@ def report(tmp_path_factory) -> dict:
 
 
 def test_json_has_a_row_per_model_and_size_with_positive_timings(report):
-    assert set(report) == {"settings", "unit", "rows", "ratios"}
+    assert set(report) == {"settings", "unit", "rows", "ratios", "accuracy"}
     assert [(row["model"], row["img_size"]) for row in report["rows"]] == [
         ("vit_tiny_patch16_224", 32), ("FAR", 32), ("vit_tiny_patch16_224", 48), ("FAR", 48),
     ]
@@ -65,3 +65,24 @@ def test_int8_runs_both_models_of_the_comparison(tmp_path):
     data = json.loads(result.stdout)
     assert data["settings"]["precision"] == "int8" and [row["model"] for row in data["rows"]] == ["vit_tiny_patch16_224", "FAR"]
     assert all(row["eager"] is None for row in data["rows"])
+
+
+def test_keep_ratio_benches_a_uniformly_shrunk_student(tmp_path, report):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    args = ["bench", str(recipe), "--img-size", "32", "--runs", "1", "--warmup", "0", "--no-eager", "--keep-ratio", "0.5", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    shrunk = {row["model"]: row for row in json.loads(result.stdout)["rows"]}
+    full = {row["model"]: row for row in report["rows"] if row["img_size"] == 32}
+    assert shrunk["vit_tiny_patch16_224"]["params"] == full["vit_tiny_patch16_224"]["params"]
+    assert shrunk["FAR"]["params"] < full["FAR"]["params"] and shrunk["FAR"]["macs"] < full["FAR"]["macs"]
+
+
+@pytest.mark.parametrize("ratio", ["0", "1.5"])
+def test_keep_ratio_outside_the_unit_interval_is_refused(tmp_path, ratio):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    result = runner.invoke(app, ["bench", str(recipe), "--img-size", "32", "--keep-ratio", ratio])
+    assert result.exit_code == 2
+    assert "keep-ratio" in result.output

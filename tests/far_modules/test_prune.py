@@ -19,6 +19,8 @@ from far_modules import (
     keep_masks,
     prunable_modules,
     pruning_report,
+    shrink_uniformly,
+    uniform_keep,
     unit_counts,
 )
 from far_modules.prune import safe_sqrt
@@ -257,3 +259,22 @@ def test_penalty_descends_under_gradient_steps() -> None:
                 if param.grad is not None:
                     param -= 0.05 * param.grad
     assert hoyer_penalty(module).item() < start
+
+
+def test_uniform_keep_keeps_a_rounded_share_of_every_group_and_at_least_one():
+    module = MultiHeadBiLSTM(12, SIZES, head_dim=6)
+    counts = {key: int(mask.sum()) for key, mask in uniform_keep(module, 0.5).items()}
+    assert counts == {(0, "forward"): 2, (0, "backward"): 2, (1, "forward"): 2, (1, "backward"): 3}
+    assert set(int(m.sum()) for m in uniform_keep(module, 0.01).values()) == {1}
+    with pytest.raises(ValueError, match="keep ratio"):
+        uniform_keep(module, 0.0)
+
+
+def test_shrink_uniformly_replaces_every_substitute_in_place():
+    model = nn.Sequential(MultiHeadBiLSTM(12, SIZES, head_dim=6), nn.ReLU(), MultiHeadBiLSTM(12, SIZES, head_dim=6))
+    assert shrink_uniformly(model, 0.5) is model
+    for index in (0, 2):
+        assert unit_counts(model[index]) == {(0, "forward"): 2, (0, "backward"): 2, (1, "forward"): 2, (1, "backward"): 3}
+    assert model(torch.randn(2, 7, 12)).shape == (2, 7, 12)
+    with pytest.raises(ValueError, match="no prunable substitute"):
+        shrink_uniformly(nn.Linear(3, 3), 0.5)
