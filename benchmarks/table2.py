@@ -1,8 +1,9 @@
 """Paper Table 2 on this CPU: DeiT vs FAR vs pruned FAR (Tiny, Small, Base), ONNX Runtime under appendix A.4.
 
 Random weights: latency depends on shapes only. The pruned model keeps `--keep`
-of every LSTM's hidden units (per head and direction, through `shrink`), or
-takes its shapes from a finished run with `--pruned-run` (that run's scale only).
+(default 0.5, which gives the paper's FAR-Tiny† size) of every LSTM's hidden
+units, per head and direction (`far_modules.shrink_uniformly`), or takes its
+shapes from a finished run with `--pruned-run` (that run's scale only).
 Writes a Markdown table and a PNG bar chart.
 
     python benchmarks/table2.py --scales tiny --runs 100 --warmup 30 --out benchmarks/table2
