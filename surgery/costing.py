@@ -1,7 +1,7 @@
 """Pricing a teacher and its student with hwmodel: crossbar estimates per block and in total, beside a GPU roofline.
 
 Both models are traced with the site paths as leaves, so each site (the
-attention, or the `TokenAdapter` around its substitute) stays one call that
+attention, or the `SiteAdapter` around its substitute) stays one call that
 hwmodel's recorder expands by running it on zeros of the traced shapes. Block
 rows are the parents of the sites (`blocks.3`); ops outside them are grouped by
 their top-level module (`patch_embed`, `head`).

@@ -17,6 +17,7 @@ from surgery.models import example_input, input_size
 from surgery.recipe.schema import Recipe
 from surgery.select import EmptySelection, select
 from surgery.sites import Site, find_sites
+from surgery.token_order import TokenOrder
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Step:
     substitute: str
     params: dict[str, object] = field(hash=False)
     rewrite_index: int
+    token_order: TokenOrder = "raster"
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,16 @@ def site_spec(site: Site) -> SiteSpec:
 def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> Step:
     rewrite = recipe.rewrites[rewrite_index]
     where = ("rewrites", rewrite_index)
-    if site.extra_inputs:
-        raise _located(recipe, (*where, "select"), f"site {site.path} ({site.class_name}) is called with {', '.join(site.extra_inputs)}; no adapter passes them on yet")
-    if site.layout != "tokens":
-        raise _located(recipe, (*where, "select"), f"site {site.path} ({site.class_name}) takes input that is not (B, N, C) tokens; no adapter for it yet")
+    if site.contract is None:
+        raise _located(recipe, (*where, "select"), f"{_family(model)} site {site.path} ({site.class_name}) cannot be adapted: {site.refusal}")
+    if site.unsupported_extras:
+        raise _located(
+            recipe, (*where, "select"),
+            f"{_family(model)} site {site.path} ({site.class_name}) is called with {', '.join(site.unsupported_extras)}, "
+            "which no adapter knows how to pass on or leave out",
+        )
+    if rewrite.token_order != "raster" and site.contract.grid is None and "grid" not in site.contract.roles.values():
+        raise _located(recipe, (*where, "token_order"), f"token order {rewrite.token_order!r} needs a 2-D token grid; site {site.path} has none")
     try:
         with torch.device("meta"):
             build_substitute(rewrite.substitute, site_spec(site), model.get_submodule(site.path), **rewrite.params)
@@ -82,7 +90,12 @@ def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> S
         raise _located(recipe, (*where, "substitute"), str(error)) from error
     except (TypeError, ValueError) as error:
         raise _located(recipe, (*where, "params"), f"substitute {rewrite.substitute!r} at site {site.path}: {error}") from error
-    return Step(site, rewrite.substitute, dict(rewrite.params), rewrite_index)
+    return Step(site, rewrite.substitute, dict(rewrite.params), rewrite_index, rewrite.token_order)
+
+
+def _family(model: nn.Module) -> str:
+    """The timm family of a model, from its module (`timm.models.swin_transformer` -> `swin_transformer`)."""
+    return type(model).__module__.rpartition(".")[2]
 
 
 def _located(recipe: Recipe, path: tuple[str | int, ...], message: str) -> SurgeryError:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from far_modules import build_substitute
-from surgery.adapters import TokenAdapter
+from surgery.adapters import SiteAdapter
 from surgery.errors import SurgeryError
 from surgery.models import example_input
 from surgery.plan import Plan, Step, site_spec
@@ -36,7 +36,7 @@ def apply(model: nn.Module, plan: Plan) -> nn.Module:
     return student
 
 
-def build_site_substitute(step: Step, source: nn.Module, seed: int) -> TokenAdapter:
+def build_site_substitute(step: Step, source: nn.Module, seed: int) -> SiteAdapter:
     """The adapted substitute for one step, initialised from `source` when its params ask for it."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(site_seed(seed, step.site.path))
@@ -44,7 +44,8 @@ def build_site_substitute(step: Step, source: nn.Module, seed: int) -> TokenAdap
     reference = next(source.parameters(), None)
     if reference is not None:
         substitute = substitute.to(device=reference.device, dtype=reference.dtype)
-    return TokenAdapter(substitute, source, step.site.path).train(source.training)
+    assert step.site.contract is not None, "plan() admits only sites with a contract"
+    return SiteAdapter(substitute, source, step.site.contract, step.site.path, step.token_order).train(source.training)
 
 
 def site_seed(seed: int, path: str) -> int:
@@ -67,6 +68,6 @@ def check_shapes(teacher: nn.Module, student: nn.Module, plan: Plan) -> None:
 
 def substitutes(student: nn.Module) -> dict[str, nn.Module]:
     """Site path -> substitute module, for every adapted site of a student."""
-    return {path: module.substitute for path, module in student.named_modules() if isinstance(module, TokenAdapter)}
+    return {path: module.substitute for path, module in student.named_modules() if isinstance(module, SiteAdapter)}
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from hwmodel.dataflow import activation_nodes
+from surgery.contracts import ContractError, SiteContract, read_contract
 from surgery.errors import SurgeryError
 from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
 
@@ -41,10 +42,20 @@ class Site:
     products: tuple[str, ...]
     extra_inputs: tuple[str, ...] = ()
     """Arguments besides the tokens that the model passes with non-default values (masks, sizes)."""
+    contract: SiteContract | None = None
+    """How an adapter maps the site's call onto a sequence substitute; None when it cannot."""
+    refusal: str = ""
+    """Why no adapter fits, when `contract` is None."""
 
     @property
     def input_shape(self) -> str:
         return f"(B, {self.seq_len if self.seq_len is not None else 'N'}, {self.dim})"
+
+    @property
+    def unsupported_extras(self) -> tuple[str, ...]:
+        """Extra inputs passed with non-default values that no adapter role covers."""
+        roles = self.contract.roles if self.contract else {}
+        return tuple(name for name in self.extra_inputs if name not in roles)
 
 
 def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
@@ -63,7 +74,7 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     propagate_shapes(shallow, example)
     calls = {node.target: node for node in shallow.graph.nodes if node.op == "call_module"}
     return [
-        _describe(index, path, model.get_submodule(path), calls[path], nodes)
+        _describe(index, model, path, calls[path], nodes)
         for index, (path, nodes) in enumerate(products.items())
     ]
 
@@ -98,26 +109,42 @@ def _activation_operands(node: fx.Node, carries: set[fx.Node]) -> int:
     return sum(isinstance(a, fx.Node) and a in carries for a in flat)
 
 
-def _describe(index: int, path: str, module: nn.Module, call: fx.Node, products: list[fx.Node]) -> Site:
-    x_shape = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
-    if x_shape is None or len(x_shape) != 3:
-        layout, dim, seq_len = "unsupported", 0, None
-    else:
-        layout, dim, seq_len = "tokens", x_shape[-1], x_shape[1]
+def _describe(index: int, model: nn.Module, path: str, call: fx.Node, products: list[fx.Node]) -> Site:
+    module = model.get_submodule(path)
+    names = list(inspect.signature(module.forward).parameters)
+    contract, refusal = None, ""
+    try:
+        contract = read_contract(model, path, call, products, names[1:])
+    except ContractError as error:
+        refusal = str(error)
+    dim, seq_len = _width_and_length(shape_of(call.args[0]) if call.args else None, contract)
     num_heads, head_dim = _head_layout(products[0])
     return Site(
         index=index,
         path=path,
         class_name=type(module).__name__,
         signature=f"{type(module).__name__}.forward{inspect.signature(module.forward)}",
-        layout=layout,
+        layout=contract.layout if contract else "unsupported",
         dim=dim,
         num_heads=num_heads,
         head_dim=head_dim,
         seq_len=seq_len,
         products=tuple(_describe_product(n) for n in products),
         extra_inputs=_extra_inputs(call, module),
+        contract=contract,
+        refusal=refusal,
     )
+
+
+def _width_and_length(shape: tuple[int, ...] | None, contract: SiteContract | None) -> tuple[int, int | None]:
+    """(C, N) the substitute sees: tokens as they are, 2-D maps as H·W tokens of C channels."""
+    if contract is None or shape is None:
+        return 0, None
+    if contract.layout == "channels_first":
+        return shape[1], shape[2] * shape[3]
+    if contract.layout == "channels_last":
+        return shape[3], shape[1] * shape[2]
+    return shape[2], shape[1]
 
 
 def _extra_inputs(call: fx.Node, module: nn.Module) -> tuple[str, ...]:

@@ -72,6 +72,8 @@ class Rewrite(StrictModel):
     """Registered substitute name."""
     params: dict[str, JsonValue] = {}
     """Keyword options of the substitute's from_site."""
+    token_order: Literal["raster", "snake", "column", "multiscan"] = "raster"
+    """Order in which the substitute reads a 2-D token grid: raster (the paper's), snake, column-major, or the mean of four scans."""
 
 
 class ExportSpec(StrictModel):

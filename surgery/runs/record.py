@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from far_modules import get_substitute
-from surgery.adapters import TokenAdapter
+from surgery.adapters import SiteAdapter
 from surgery.errors import SurgeryError
 
 
@@ -52,8 +52,8 @@ class SurgeryRecord:
         return cls(list(data["sites"]))
 
 
-def _adapter(student: nn.Module, path: str) -> TokenAdapter:
+def _adapter(student: nn.Module, path: str) -> SiteAdapter:
     module = student.get_submodule(path)
-    if not isinstance(module, TokenAdapter):
+    if not isinstance(module, SiteAdapter):
         raise SurgeryError(f"{path}: expected a replaced site, found {type(module).__name__}")
     return module
