@@ -30,17 +30,18 @@ class MultiHeadBiLSTM(nn.Module):
         hidden_sizes: (forward, backward) hidden size per head.
         head_dim: input width d of each head's LSTMs.
         bias: biases in the projections and LSTMs.
+        out_dim: output width, when the replaced module widens the stream (default `dim`).
     """
 
-    def __init__(self, dim: int, hidden_sizes: HiddenSizes, head_dim: int, bias: bool = True) -> None:
+    def __init__(self, dim: int, hidden_sizes: HiddenSizes, head_dim: int, bias: bool = True, out_dim: int | None = None) -> None:
         super().__init__()
-        self.dim, self.head_dim = dim, head_dim
+        self.dim, self.head_dim, self.out_dim = dim, head_dim, out_dim or dim
         self.hidden_sizes = tuple((int(f), int(b)) for f, b in hidden_sizes)
         self.norm = nn.LayerNorm(dim)
         self.in_proj = nn.Linear(dim, self.num_heads * head_dim, bias=bias)
         self.forward_lstms = nn.ModuleList(_lstm(head_dim, f, bias) for f, _ in self.hidden_sizes)
         self.backward_lstms = nn.ModuleList(_lstm(head_dim, b, bias) for _, b in self.hidden_sizes)
-        self.out_proj = nn.Linear(sum(f + b for f, b in self.hidden_sizes), dim, bias=bias)
+        self.out_proj = nn.Linear(sum(f + b for f, b in self.hidden_sizes), self.out_dim, bias=bias)
 
     @property
     def num_heads(self) -> int:
@@ -59,16 +60,18 @@ class MultiHeadBiLSTM(nn.Module):
     ) -> MultiHeadBiLSTM:
         """Build the paper's layout from a site: heads and hidden size default to the attention's.
 
+        `heads="auto"` takes the site's heads, or the largest count below them that divides its width.
+
         `init="attention"` starts the input projection from the attention's value
         projection and the output projection from its `proj`, as the official code does.
         """
         _check_options(heads, hidden_size, init, bias)
-        num_heads = spec.num_heads if heads == "auto" else heads
+        num_heads = _auto_heads(spec) if heads == "auto" else heads
         if spec.dim % num_heads:
             raise ValueError(f"heads={num_heads} does not divide the site's width {spec.dim}")
         head_dim = spec.dim // num_heads
         hidden = head_dim if hidden_size == "auto" else hidden_size
-        module = cls(spec.dim, ((hidden, hidden),) * num_heads, head_dim, bias=bias)
+        module = cls(spec.dim, ((hidden, hidden),) * num_heads, head_dim, bias=bias, out_dim=spec.out_dim)
         if init == "attention":
             copy_attention_projections(module, source)
         return module
@@ -84,7 +87,8 @@ class MultiHeadBiLSTM(nn.Module):
     def config(self) -> dict[str, Any]:
         """JSON-able constructor arguments: what a replay needs to rebuild this (possibly shrunk) shape."""
         sizes = [[f, b] for f, b in self.hidden_sizes]
-        return {"dim": self.dim, "hidden_sizes": sizes, "head_dim": self.head_dim, "bias": self.in_proj.bias is not None}
+        config = {"dim": self.dim, "hidden_sizes": sizes, "head_dim": self.head_dim, "bias": self.in_proj.bias is not None}
+        return config if self.out_dim == self.dim else {**config, "out_dim": self.out_dim}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MultiHeadBiLSTM:
@@ -135,6 +139,11 @@ class MultiHeadBiLSTM(nn.Module):
     def _kept_columns(self, keep: Mapping[UnitKey, torch.Tensor]) -> torch.Tensor:
         """Boolean mask over `out_proj` input columns, shape (sum of hidden sizes,)."""
         return torch.cat([keep[(head, direction)] for head, direction, _ in self._lstms()])
+
+
+def _auto_heads(spec: SiteSpec) -> int:
+    """The site's heads when they divide its width, else the largest count below them that does."""
+    return max(h for h in range(1, max(spec.num_heads, 1) + 1) if spec.dim % h == 0)
 
 
 def _check_options(heads: object, hidden_size: object, init: object, bias: object) -> None:
@@ -198,7 +207,7 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
     d, heads = module.head_dim, module.num_heads
     if value is None or not isinstance(proj, nn.Linear):
         raise ValueError(f"init='attention' needs a source with a qkv (or v) Linear and a proj Linear, got {type(source).__name__}")
-    if value[0].shape != module.in_proj.weight.shape or proj.in_features != heads * d or proj.out_features != module.dim:
+    if value[0].shape != module.in_proj.weight.shape or proj.in_features != heads * d or proj.out_features != module.out_dim:
         raise ValueError(
             f"init='attention' needs matching shapes: value projection {tuple(value[0].shape)} vs in_proj "
             f"{tuple(module.in_proj.weight.shape)}, proj {tuple(proj.weight.shape)} vs {heads} heads of {d}"
@@ -209,8 +218,8 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
         return  # planning on the meta device checks shapes only
     module.in_proj.weight.copy_(value[0])
     _copy_bias(module.in_proj, value[1])
-    per_head = proj.weight.view(module.dim, heads, 1, d) / 2  # (D, H, 1, d)
-    module.out_proj.weight.copy_(per_head.expand(-1, -1, 2, -1).reshape(module.dim, heads * 2 * d))
+    per_head = proj.weight.view(module.out_dim, heads, 1, d) / 2  # (D_out, H, 1, d)
+    module.out_proj.weight.copy_(per_head.expand(-1, -1, 2, -1).reshape(module.out_dim, heads * 2 * d))
     _copy_bias(module.out_proj, proj.bias)
 
 

@@ -14,9 +14,11 @@ class SiteSpec:
         num_heads: attention heads at the site.
         head_dim: width of one head's queries and keys.
         seq_len: tokens per sequence when known from the example input.
+        out_dim: width of the tokens leaving the site when it differs from `dim`.
     """
 
     dim: int
     num_heads: int
     head_dim: int
     seq_len: int | None = None
+    out_dim: int | None = None

@@ -3,14 +3,19 @@
 A substitute maps (B, N, C) -> (B, N, C). The adapter accepts the replaced
 module's whole call (its forward signature), turns 2-D inputs into token
 sequences and back, reads the sequence in the recipe's token order, keeps only
-the class token where the replaced module returned only that, and handles each
-extra argument by its role in the `SiteContract`. An argument without a role
+the class token where the replaced module returned only that, downsamples the
+grid where the replaced module is strided (with its own pooling layer when it
+has one), and handles each
+extra argument by its role in the `SiteContract`. It keeps the replaced
+module's plain attributes (sizes, flags), which some blocks read off their
+attention. An argument without a role
 must be left at the replaced module's default: a value the substitute cannot
 honour is refused at run time, never dropped silently.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import torch
@@ -37,6 +42,11 @@ class SiteAdapter(nn.Module):
         self.contract = contract
         self.path = path
         self.order = order
+        pool = getattr(replaced, "pool", None)
+        self.pool = copy.deepcopy(pool) if isinstance(pool, (nn.AvgPool2d, nn.MaxPool2d)) and contract.stride > 1 else None
+        for name, value in vars(replaced).items():  # sizes and flags the parent block may read off its attention
+            if not name.startswith("_") and isinstance(value, (int, float, str, tuple)) and not hasattr(self, name):
+                setattr(self, name, value)
         parameters = list(inspect.signature(replaced.forward).parameters.values())
         self.extra_defaults = {p.name: p.default for p in parameters[1:] if p.kind is not p.VAR_KEYWORD}
         self.positional = [p.name for p in parameters[1:] if p.kind is p.POSITIONAL_OR_KEYWORD]
@@ -52,12 +62,27 @@ class SiteAdapter(nn.Module):
         if self.contract.layout == "channels_first":
             height, width = x.shape[2], x.shape[3]
             y = self._mix(x.flatten(2).transpose(1, 2), (height, width))
-            return y.transpose(1, 2).unflatten(2, (height, width))
+            return self._downsample(y.transpose(1, 2).unflatten(2, (height, width)))
+        if self.contract.layout == "grouped_tokens":
+            return self._mix(x.flatten(0, 1), grid).unflatten(0, (x.shape[0], x.shape[1]))
         if self.contract.layout == "channels_last":
             height, width = x.shape[1], x.shape[2]
-            return self._mix(x.flatten(1, 2), (height, width)).unflatten(1, (height, width))
+            y = self._mix(x.flatten(1, 2), (height, width)).unflatten(1, (height, width))
+            return self._downsample(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) if self.contract.stride > 1 else y
         y = self._mix(x, grid)
-        return y[:, :1] if self.contract.output == "class_token" else y
+        if self.contract.output == "class_token":
+            return y[:, :1]
+        if self.contract.stride > 1:
+            assert grid is not None, "a strided token contract has a grid"
+            return y.unflatten(1, grid)[:, :: self.contract.stride, :: self.contract.stride].flatten(1, 2)
+        return y
+
+    def _downsample(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the site's output grid: its own pooling layer, else every stride-th row and column."""
+        stride = self.contract.stride
+        if stride == 1:
+            return y
+        return self.pool(y) if self.pool is not None else y[:, :, ::stride, ::stride]
 
     def _mix(self, tokens: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
         return in_order(self.substitute, tokens, self.order, grid, self.contract.prefix)

@@ -5,8 +5,10 @@ take other shapes and extra arguments; the contract, read off one traced call,
 says how to get from one to the other, or why it cannot:
 
 - layout: `tokens` (B, N, C), which also covers window attention, whose windows
-  arrive as a batch of sequences; `channels_first` (B, C, H, W); `channels_last`
-  (B, H, W, C). 2-D inputs become sequences of H·W tokens.
+  arrive as a batch of sequences; `grouped_tokens` (B, G, N, C), G groups of N
+  tokens attended separately (NesT's blocks), read as B·G sequences;
+  `channels_first` (B, C, H, W); `channels_last` (B, H, W, C). 2-D inputs
+  become sequences of H·W tokens.
 - output: `same` shape as the input, or `class_token` for class-attention that
   updates only the class token, (B, 1, C) out of (B, 1 + N, C).
 - grid and prefix: where a token sequence is a raster of an (h, w) grid after
@@ -18,7 +20,9 @@ says how to get from one to the other, or why it cannot:
   is order-aware by construction, so they are accepted and not used. A window
   `mask` (shifted windows) stops attention between regions that the cyclic
   shift made adjacent; the substitute reads each window as one sequence and
-  does not need it. Any other argument must stay at its default.
+  does not need it. `query` arguments are queries computed outside the module
+  (GCViT's global queries); a substitute mixes the tokens it is given and has
+  no queries. Any other argument must stay at its default.
 """
 
 from __future__ import annotations
@@ -27,17 +31,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from torch import fx, nn
+from torch import nn
 
-from surgery.tracing import shape_of
-
-Layout = Literal["tokens", "channels_first", "channels_last"]
+Layout = Literal["tokens", "grouped_tokens", "channels_first", "channels_last"]
 Output = Literal["same", "class_token"]
-Role = Literal["grid", "position", "window_mask"]
+Role = Literal["grid", "position", "window_mask", "query"]
 
 GRID_ARGUMENTS = frozenset({"feat_size", "size", "hw_shape", "hw_size", "shape"})
-POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "rope_freqs"})
+POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "shared_rel_pos", "rope_freqs"})
+QUERY_ARGUMENTS = frozenset({"q_global"})
 WINDOW_MASK_ARGUMENTS = frozenset({"mask", "attn_mask"})
+
+
+@dataclass(frozen=True)
+class CallShapes:
+    """One call of a module, as shapes: from an fx trace or from running it (see `surgery.probe`)."""
+
+    input: tuple[int, ...] | None
+    """The first argument's shape; None when it is not a tensor."""
+    output: tuple[int, ...] | None
+    """The output's shape; None when it is not one tensor."""
+    operands: tuple[tuple[int, ...], ...]
+    """Shapes of the activation operands of the module's activation x activation products."""
 
 
 class ContractError(ValueError):
@@ -53,24 +68,31 @@ class SiteContract:
     grid: tuple[int, int] | None = None
     prefix: int = 0
     roles: dict[str, Role] = field(default_factory=dict, hash=False)
+    out_dim: int | None = None
+    """Output width when it differs from the input's (a block that widens the stream in its attention)."""
+    stride: int = 1
+    """Downsampling of the token grid by the site (strided attention): the substitute's output is pooled
+    by the site's own `pool` layer when it has one, else taken every `stride`-th row and column, as such
+    sites do to their queries."""
 
     @property
     def describe(self) -> str:
         grid = f", grid {self.grid[0]}x{self.grid[1]}" if self.grid else ""
         prefix = f", {self.prefix} prefix token{'s' * (self.prefix != 1)}" if self.prefix else ""
         output = ", class token out" if self.output == "class_token" else ""
-        return f"{self.layout}{grid}{prefix}{output}"
+        widened = f", out width {self.out_dim}" if self.out_dim else ""
+        strided = f", stride {self.stride}" if self.stride > 1 else ""
+        return f"{self.layout}{grid}{prefix}{output}{widened}{strided}"
 
 
-def read_contract(model: nn.Module, path: str, call: fx.Node, products: list[fx.Node], argument_names: list[str]) -> SiteContract:
-    """The contract of the module at `path`, from its traced `call` and its activation products.
+def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names: list[str]) -> SiteContract:
+    """The contract of the module at `path`, from the shapes of one `call` and its activation products.
 
     Raises:
         ContractError: the call cannot be adapted (names the reason).
     """
     module = model.get_submodule(path)
-    x = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
-    out = shape_of(call)
+    x, out = call.input, call.output
     if x is None:
         raise ContractError("its first argument is not a tensor")
     if out is None:
@@ -79,8 +101,8 @@ def read_contract(model: nn.Module, path: str, call: fx.Node, products: list[fx.
     if len(x) == 3:
         return _token_contract(model, module, x, out, roles)
     if len(x) == 4:
-        return _spatial_contract(x, out, products, roles)
-    raise ContractError(f"its input has {len(x)} dimensions; adapters take (B, N, C), (B, C, H, W) or (B, H, W, C)")
+        return _spatial_contract(module, x, out, call.operands, roles)
+    raise ContractError(f"its input has {len(x)} dimensions; adapters take (B, N, C), (B, G, N, C), (B, C, H, W) or (B, H, W, C)")
 
 
 def _roles(module: nn.Module, names: list[str]) -> dict[str, Role]:
@@ -90,6 +112,8 @@ def _roles(module: nn.Module, names: list[str]) -> dict[str, Role]:
             roles[name] = "grid"
         elif name in POSITION_ARGUMENTS:
             roles[name] = "position"
+        elif name in QUERY_ARGUMENTS:
+            roles[name] = "query"
         elif name in WINDOW_MASK_ARGUMENTS and _window(module) is not None:
             roles[name] = "window_mask"
     return roles
@@ -97,27 +121,67 @@ def _roles(module: nn.Module, names: list[str]) -> dict[str, Role]:
 
 def _token_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], out: tuple[int, ...], roles: dict[str, Role]) -> SiteContract:
     tokens, width = x[1], x[2]
-    if out[-1] != width:
-        raise ContractError(f"it changes the width from {width} to {out[-1]}")
+    if len(out) != 3 or out[0] != x[0]:
+        raise ContractError(f"its output {out} is not a batch of token sequences like its input {x}")
+    grid, prefix = _token_grid(model, module, tokens, roles)
     if out[1] == 1 and tokens > 1:
-        return SiteContract("tokens", "class_token", *_token_grid(model, module, tokens, roles), roles=roles)
-    if out[1] != tokens:
-        raise ContractError(f"it changes the sequence length from {tokens} to {out[1]} (pooling attention); no adapter reuses the pooling yet")
-    return SiteContract("tokens", "same", *_token_grid(model, module, tokens, roles), roles=roles)
+        return SiteContract("tokens", "class_token", grid, prefix, roles, _changed(width, out[2]))
+    if out[1] == tokens:
+        return SiteContract("tokens", "same", grid, prefix, roles, _changed(width, out[2]))
+    declared = getattr(module, "stride", None)
+    stride = _stride(grid, (-(-grid[0] // declared), -(-grid[1] // declared))) if grid and isinstance(declared, int) and not prefix else None
+    if stride is None or (-(-grid[0] // stride)) * (-(-grid[1] // stride)) != out[1]:
+        raise ContractError(
+            f"it changes the sequence length from {tokens} to {out[1]} (pooling attention) and does not declare a stride over a "
+            "raster token grid, so which tokens survive is unknown"
+        )
+    return SiteContract("tokens", "same", grid, prefix, roles, _changed(width, out[2]), stride=stride)
 
 
-def _spatial_contract(x: tuple[int, ...], out: tuple[int, ...], products: list[fx.Node], roles: dict[str, Role]) -> SiteContract:
-    if out != x:
-        raise ContractError(f"its output {out} differs from its input {x} (strided or pooled attention); no adapter for that yet")
-    lengths = {size for node in products for operand in node.args if isinstance(operand, fx.Node) for size in (shape_of(operand) or ())[-2:]}
+def _spatial_contract(
+    module: nn.Module, x: tuple[int, ...], out: tuple[int, ...], operands: tuple[tuple[int, ...], ...], roles: dict[str, Role]
+) -> SiteContract:
+    """(B, C, H, W), (B, H, W, C) or (B, G, N, C): the channel axis from the module's first projection, else
+    from the products' token counts; the token axes must come out as they went in."""
     _, a, b, c = x
-    first, last = b * c in lengths, a * b in lengths
-    if first and not last:
-        return SiteContract("channels_first", grid=(b, c), roles=roles)
-    if last and not first:
-        return SiteContract("channels_last", grid=(a, b), roles=roles)
-    why = "both" if first else "neither"
-    raise ContractError(f"cannot tell channels-first from channels-last in {x}: {why} H·W match its products' token counts")
+    lengths = {size for shape in operands for size in shape[-2:]}
+    axis = _channel_axis(module, a, c) or ("first" if b * c in lengths and a * b not in lengths else "last")
+    grid_in, grid_out = ((b, c), tuple(out[2:])) if axis == "first" else ((a, b), tuple(out[1:3]))
+    if out[0] != x[0] or len(out) != 4:
+        raise ContractError(f"its output {out} is not a batch of feature maps like its input {x}")
+    stride = _stride(grid_in, grid_out)
+    if stride is None:
+        raise ContractError(f"its output grid {grid_out} is no integer stride of its input grid {grid_in}")
+    if axis == "first":
+        return SiteContract("channels_first", grid=(b, c), roles=roles, out_dim=_changed(a, out[1]), stride=stride)
+    if stride == 1 and b in lengths and a * b not in lengths:
+        side = math.isqrt(b)
+        return SiteContract("grouped_tokens", grid=(side, side) if side * side == b else None, roles=roles, out_dim=_changed(c, out[3]))
+    return SiteContract("channels_last", grid=(a, b), roles=roles, out_dim=_changed(c, out[3]), stride=stride)
+
+
+def _stride(grid_in: tuple[int, int], grid_out: tuple[int, ...]) -> int | None:
+    """s when the output grid is the input grid taken every s-th row and column (ceil division, as strided ops do)."""
+    for stride in range(1, max(grid_in) + 1):
+        if tuple(-(-side // stride) for side in grid_in) == grid_out:
+            return stride
+    return None
+
+
+def _changed(width: int, out_width: int) -> int | None:
+    return out_width if out_width != width else None
+
+
+def _channel_axis(module: nn.Module, first: int, last: int) -> Literal["first", "last"] | None:
+    """Where the channels are, from the first projection inside `module`: a Conv2d reads them on axis 1, a Linear last."""
+    for child in list(module.modules())[1:]:
+        if isinstance(child, nn.Conv2d) and child.in_channels == first != last:
+            return "first"
+        if isinstance(child, nn.Linear) and child.in_features == last != first:
+            return "last"
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            return None
+    return None
 
 
 def _token_grid(model: nn.Module, module: nn.Module, tokens: int, roles: dict[str, Role]) -> tuple[tuple[int, int] | None, int]:

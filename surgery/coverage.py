@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from surgery.export import export_onnx
-from surgery.models import example_input
+from surgery.models import build_model, example_input, input_size
 from surgery.recipe import DistillStage, recipe_from_data
 from surgery.rewrite import substitutes
+from surgery.sites import find_sites
 from surgery.summary import plan_and_apply
 from surgery.train.objectives import distill_objective
 from surgery.costing import block_paths
@@ -65,56 +66,62 @@ class FamilyResult:
         return {**asdict(self), "ok": self.ok}
 
 
-_DEPTH2 = {"img_size": 32, "depth": 2}
+_VIT = {"img_size": 32, "depth": 2}
+_SMALL = (3, 64, 64)
+_SWIN = {"img_size": 64, "window_size": 4, "embed_dim": 32, "depths": [2, 1, 1, 1], "num_heads": [1, 2, 2, 4]}
 FAMILIES: tuple[Family, ...] = (
-    Family("vit", "vit_tiny_patch16_224", _DEPTH2),
-    Family("deit", "deit_tiny_patch16_224", _DEPTH2),
-    Family("deit3", "deit3_small_patch16_224", _DEPTH2),
+    Family("vit", "vit_tiny_patch16_224", _VIT),
+    Family("deit", "deit_tiny_patch16_224", _VIT),
+    Family("deit3", "deit3_small_patch16_224", _VIT),
     Family("flexivit", "flexivit_small", {"img_size": 30, "depth": 2}),
     Family("vit_hybrid", "vit_tiny_r_s16_p8_224", {"img_size": 64, "depth": 2}),
-    Family("naflexvit", "naflexvit_base_patch16_gap", {"depth": 2}, (3, 32, 32)),
-    Family("cait", "cait_xxs24_224", _DEPTH2),
-    Family("beit", "beit_base_patch16_224", _DEPTH2),
+    Family("naflexvit", "naflexvit_base_patch16_gap", {"img_size": 32, "depth": 2}),
+    Family("vit_relpos", "vit_relpos_small_patch16_224", _VIT),
+    Family("cait", "cait_xxs24_224", _VIT),
+    Family("beit", "beit_base_patch16_224", _VIT),
     Family("eva", "eva02_tiny_patch14_224", {"img_size": 28, "depth": 2}),
-    Family("swin", "swin_tiny_patch4_window7_224", {"img_size": 64, "window_size": 4}),
-    Family("swinv2", "swinv2_tiny_window8_256", {"img_size": 64, "window_size": 4}),
-    Family("swinv2_cr", "swinv2_cr_tiny_224", {"img_size": 64, "window_size": 4}),
-    Family("pvt_v2", "pvt_v2_b0", {}, (3, 64, 64)),
-    Family("twins_pcpvt", "twins_pcpvt_small", {"img_size": 64}),
-    Family("twins_svt", "twins_svt_small", {"img_size": 64}),
+    Family("swin", "swin_tiny_patch4_window7_224", _SWIN),
+    Family("swinv2", "swinv2_tiny_window8_256", _SWIN),
+    Family("swinv2_cr", "swinv2_cr_tiny_224", {**_SWIN, "embed_dim": 32}),
+    Family("pvt_v2", "pvt_v2_b0", {"depths": [1, 1, 1, 1]}, _SMALL),
+    Family("twins_pcpvt", "twins_pcpvt_small", {"img_size": 64, "depths": [1, 1, 1, 1]}),
+    Family("twins_svt", "twins_svt_small", {"img_size": 64, "depths": [2, 2, 2, 2]}),
     Family("xcit", "xcit_nano_12_p16_224", {"img_size": 64, "depth": 2}),
-    Family("levit", "levit_128s", {"img_size": 64}),
-    Family("crossvit", "crossvit_tiny_240", {"img_size": 48}),
+    Family("levit", "levit_128s", {"img_size": 64}, _SMALL),
+    Family("crossvit", "crossvit_tiny_240", {"img_size": 120}),
     Family("convit", "convit_tiny", {"img_size": 32, "depth": 2, "local_up_to_layer": 1}),
     Family("tnt", "tnt_s_patch16_224", {"img_size": 32, "depth": 2}),
     Family("pit", "pit_ti_224", {"img_size": 64}),
     Family("coat", "coat_lite_tiny", {"img_size": 64}),
-    Family("mvitv2", "mvitv2_tiny", {"img_size": 64}),
+    Family("mvitv2", "mvitv2_tiny", {"img_size": 64}, _SMALL),
     Family("maxvit", "maxvit_pico_rw_256", {"img_size": 64}),
     Family("coatnet", "coatnet_pico_rw_224", {"img_size": 64}),
-    Family("efficientformer", "efficientformer_l1", {}, (3, 64, 64)),
-    Family("efficientformerv2", "efficientformerv2_s0", {"img_size": 64}),
-    Family("efficientvit_mit", "efficientvit_b0", {}, (3, 64, 64)),
+    Family("efficientformer", "efficientformer_l1", {}),
+    Family("efficientformerv2", "efficientformerv2_s0", {"img_size": 64}, _SMALL),
+    Family("efficientvit_mit", "efficientvit_b0", {}, _SMALL),
     Family("efficientvit_msra", "efficientvit_m0", {"img_size": 64}),
-    Family("fastvit", "fastvit_sa12", {}, (3, 64, 64)),
-    Family("nextvit", "nextvit_small", {}, (3, 64, 64)),
+    Family("fastvit", "fastvit_sa12", {}, _SMALL),
+    Family("nextvit", "nextvit_small", {}, _SMALL),
     Family("vitamin", "vitamin_small_224", {"img_size": 64}),
-    Family("volo", "volo_d1_224", {"img_size": 64}),
-    Family("gcvit", "gcvit_xxtiny", {"img_size": 64}),
-    Family("davit", "davit_tiny", {}, (3, 64, 64)),
-    Family("hiera", "hiera_tiny_224", {"img_size": 64}),
-    Family("tiny_vit", "tiny_vit_5m_224", {"img_size": 64}),
-    Family("mobilevit", "mobilevit_xxs", {}, (3, 64, 64)),
-    Family("mobilevitv2", "mobilevitv2_050", {}, (3, 64, 64)),
-    Family("edgenext", "edgenext_xx_small", {}, (3, 64, 64)),
-    Family("samvit", "samvit_base_patch16", {"img_size": 64, "depth": 2, "window_size": 2, "global_attn_indexes": (1,)}),
-    Family("nest", "nest_tiny", {"img_size": 32}),
+    Family("volo", "volo_d1_224", {"img_size": 64}, _SMALL),
+    Family("gcvit", "gcvit_xxtiny", {"img_size": 64, "window_size": [2, 2, 2, 2]}, _SMALL),
+    Family("davit", "davit_tiny", {"window_size": 4}, _SMALL),
+    Family("hiera", "hiera_tiny_224", {"img_size": 64}, _SMALL),
+    Family("tiny_vit", "tiny_vit_5m_224", {}),
+    Family("mobilevit", "mobilevit_xxs", {}, _SMALL),
+    Family("mobilevitv2", "mobilevitv2_050", {}, _SMALL),
+    Family("edgenext", "edgenext_xx_small", {}, _SMALL),
+    Family("samvit", "samvit_base_patch16", {"img_size": 64, "depth": 2, "window_size": 2, "global_attn_indexes": [1]}),
+    Family("nest", "nest_tiny", {"img_size": 64}),
     Family("visformer", "visformer_tiny", {"img_size": 64}),
-    Family("caformer", "caformer_s18", {}, (3, 64, 64)),
-    Family("botnet", "botnet26t_256", {"img_size": 64}),
+    Family("caformer", "caformer_s18", {}, _SMALL),
+    Family("botnet", "botnet26t_256", {"img_size": 64}, _SMALL),
     Family("halonet", "halonet26t", {"img_size": 64}),
-    Family("shvit", "shvit_s1", {}, (3, 64, 64)),
-    Family("swiftformer", "swiftformer_xs", {}, (3, 64, 64)),
+    Family("lambda", "lambda_resnet26t", {"img_size": 64}),
+    Family("mobilenetv4_hybrid", "mobilenetv4_hybrid_medium_075", {}, _SMALL),
+    Family("shvit", "shvit_s1", {}, _SMALL),
+    Family("swiftformer", "swiftformer_xs", {}, _SMALL),
+    Family("iformer", "iformer_t", {}, _SMALL),
 )
 
 
@@ -122,12 +129,15 @@ def check_family(family: Family) -> FamilyResult:
     """Run the chain on one family; never raises for the model's sake, the result says what failed."""
     result = FamilyResult(family.family, family.model)
     start = time.perf_counter()
-    step = "rewrite"
+    step = "detect"
     try:
-        data = {"name": family.family, "model": _model_spec(family), "rewrites": [{"substitute": "bilstm"}]}
-        plan, teacher, student = plan_and_apply(recipe_from_data(data, []), "cpu")
-        result.sites, result.attention_modules = len(plan.sites), len(attention_modules(teacher))
-        result.layouts = ", ".join(sorted({s.site.contract.describe for s in plan.steps if s.site.contract}))
+        recipe = recipe_from_data({"name": family.family, "model": _model_spec(family), "rewrites": [{"substitute": "bilstm"}]}, [])
+        model = build_model(family.model, family.kwargs)
+        sites = find_sites(model, example_input(model, input_size(model, family.input_size)))
+        result.sites, result.attention_modules = len(sites), len(attention_modules(model))
+        result.layouts = ", ".join(sorted({site.contract.describe for site in sites if site.contract}))
+        step = "rewrite"
+        plan, teacher, student = plan_and_apply(recipe, "cpu")
         result.rewrite = True
         step = "forward"
         x = example_input(teacher, plan.input_size, batch=2)

@@ -58,20 +58,33 @@ def _one_line(error: Exception, limit: int = 400) -> str:
 
 
 def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
-    """(C, H, W) the model expects: the recipe's override, else the patch embedding's, else timm's config."""
+    """(C, H, W) the model expects: the recipe's override, else the size its modules were built for, else timm's config.
+
+    timm keeps the `img_size` a model was built with on the model or its first
+    embedding (`patch_embed`, `pixel_embed`, `patch_embed1`, ...), while the
+    pretrained config keeps the default; the channels are the first convolution's.
+    """
     if override is not None:
         return override
     from timm.data import resolve_model_data_config
 
     channels, height, width = resolve_model_data_config(model)["input_size"]
-    embed = getattr(model, "patch_embed", None)
-    size = getattr(embed, "img_size", None)
-    proj = getattr(embed, "proj", None)
-    if isinstance(size, (tuple, list)) and len(size) == 2:
+    size = next((s for s in (_img_size(m) for m in model.modules()) if s is not None), None)
+    if size is not None:
         height, width = size
-    if isinstance(proj, nn.Conv2d):
-        channels = proj.in_channels
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is not None:
+        channels = conv.in_channels
     return int(channels), int(height), int(width)
+
+
+def _img_size(module: nn.Module) -> tuple[int, int] | None:
+    size = getattr(module, "img_size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) for s in size):
+        return int(size[0]), int(size[1])
+    return None
 
 
 def example_input(model: nn.Module, size: tuple[int, int, int], batch: int = 1) -> torch.Tensor:

@@ -67,7 +67,8 @@ def plan(recipe: Recipe, model: nn.Module) -> Plan:
 
 def site_spec(site: Site) -> SiteSpec:
     """The shapes a substitute is built from."""
-    return SiteSpec(dim=site.dim, num_heads=site.num_heads, head_dim=site.head_dim, seq_len=site.seq_len)
+    out_dim = site.contract.out_dim if site.contract else None
+    return SiteSpec(dim=site.dim, num_heads=site.num_heads, head_dim=site.head_dim, seq_len=site.seq_len, out_dim=out_dim)
 
 
 def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> Step:

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from hwmodel.dataflow import activation_nodes
-from surgery.contracts import ContractError, SiteContract, read_contract
+from surgery.contracts import CallShapes, ContractError, SiteContract, read_contract
 from surgery.errors import SurgeryError
+from surgery.probe import probe
 from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
 
 _CONTRACTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention}
@@ -59,7 +60,9 @@ class Site:
 
 
 def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
-    """All attention sites of `model`, in graph order, with shapes from `example` (a batch of inputs).
+    """All attention sites of `model`, in module order, with shapes from `example` (a batch of inputs).
+
+    Modules timm keeps opaque to torch.fx are run instead (`surgery.probe`).
 
     Example:
         >>> import timm, torch
@@ -69,14 +72,33 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     """
     deep = trace(model)
     propagate_shapes(deep, example)
-    products = _products_by_owner(deep)
-    shallow = trace(model, leaf_paths=products)
+    products, carries = _products_by_owner(deep), activation_nodes(deep.graph)
+    opaque = _opaque_modules(deep, model)
+    probed = probe(model, example, opaque) if opaque else {}
+    shallow = trace(model, leaf_paths=[*products, *probed])
     propagate_shapes(shallow, example)
     calls = {node.target: node for node in shallow.graph.nodes if node.op == "call_module"}
-    return [
-        _describe(index, model, path, calls[path], nodes)
-        for index, (path, nodes) in enumerate(products.items())
-    ]
+    described = {path: _traced(calls[path], nodes, carries, model.get_submodule(path)) for path, nodes in products.items()}
+    described.update({path: (call.shapes, call.products, call.extra_inputs, call.query) for path, call in probed.items()})
+    order = {path: index for index, (path, _) in enumerate(model.named_modules())}
+    paths = sorted(described, key=order.__getitem__)
+    return [_describe(index, model, path, *described[path]) for index, path in enumerate(paths)]
+
+
+def _opaque_modules(graph_module: fx.GraphModule, model: nn.Module) -> list[str]:
+    """Leaf modules of the deep trace that are not torch's own: timm's untraceable ones, to be probed."""
+    paths = [node.target for node in graph_module.graph.nodes if node.op == "call_module"]
+    return [path for path in dict.fromkeys(paths) if not type(model.get_submodule(path)).__module__.startswith("torch.")]
+
+
+def _traced(
+    call: fx.Node, products: list[fx.Node], carries: set[fx.Node], module: nn.Module
+) -> tuple[CallShapes, list[str], tuple[str, ...], tuple[int, ...] | None]:
+    """A shallow-traced call as shapes: its input, its output, and its (deep-traced) products' activation operands."""
+    first = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
+    operands = tuple(shape for node in products for arg in _operands(node) if arg in carries and (shape := shape_of(arg)) is not None)
+    names = [_describe_product(node) for node in products]
+    return CallShapes(first, shape_of(call), operands), names, _extra_inputs(call, module), _query_shape(products[0])
 
 
 def activation_products(graph_module: fx.GraphModule) -> list[fx.Node]:
@@ -102,23 +124,30 @@ def _is_contraction(node: fx.Node) -> bool:
 
 
 def _activation_operands(node: fx.Node, carries: set[fx.Node]) -> int:
+    return sum(a in carries for a in _operands(node))
+
+
+def _operands(node: fx.Node) -> list[fx.Node]:
+    """The tensor operands of a contraction (einsum's after its equation, attention's q, k, v)."""
     operands = node.args[1:] if node.target is torch.einsum else node.args
     if node.target is F.scaled_dot_product_attention:
         operands = node.args[:3]
     flat = [a for arg in operands for a in (arg if isinstance(arg, (list, tuple)) else (arg,))]
-    return sum(isinstance(a, fx.Node) and a in carries for a in flat)
+    return [a for a in flat if isinstance(a, fx.Node)]
 
 
-def _describe(index: int, model: nn.Module, path: str, call: fx.Node, products: list[fx.Node]) -> Site:
+def _describe(
+    index: int, model: nn.Module, path: str, call: CallShapes, products: list[str], extra_inputs: tuple[str, ...], query: tuple[int, ...] | None
+) -> Site:
     module = model.get_submodule(path)
     names = list(inspect.signature(module.forward).parameters)
     contract, refusal = None, ""
     try:
-        contract = read_contract(model, path, call, products, names[1:])
+        contract = read_contract(model, path, call, names[1:])
     except ContractError as error:
         refusal = str(error)
-    dim, seq_len = _width_and_length(shape_of(call.args[0]) if call.args else None, contract)
-    num_heads, head_dim = _head_layout(products[0])
+    dim, seq_len = _width_and_length(call.input, contract)
+    num_heads, head_dim = _head_layout(query)
     return Site(
         index=index,
         path=path,
@@ -129,8 +158,8 @@ def _describe(index: int, model: nn.Module, path: str, call: fx.Node, products: 
         num_heads=num_heads,
         head_dim=head_dim,
         seq_len=seq_len,
-        products=tuple(_describe_product(n) for n in products),
-        extra_inputs=_extra_inputs(call, module),
+        products=tuple(products),
+        extra_inputs=extra_inputs,
         contract=contract,
         refusal=refusal,
     )
@@ -144,6 +173,8 @@ def _width_and_length(shape: tuple[int, ...] | None, contract: SiteContract | No
         return shape[1], shape[2] * shape[3]
     if contract.layout == "channels_last":
         return shape[3], shape[1] * shape[2]
+    if contract.layout == "grouped_tokens":
+        return shape[3], shape[2]
     return shape[2], shape[1]
 
 
@@ -154,17 +185,27 @@ def _extra_inputs(call: fx.Node, module: nn.Module) -> tuple[str, ...]:
     return tuple(
         name
         for name, value in list(bound.arguments.items())[1:]
-        if isinstance(value, fx.Node) or value != parameters[name].default
+        if _differs(value, parameters[name].default)
     )
 
 
-def _head_layout(product: fx.Node) -> tuple[int, int]:
-    """(heads, head width) from the query operand: (..., H, N, d) or (B*H, N, d)."""
+def _differs(value: object, default: object) -> bool:
+    """A traced value counts as the default None when shape propagation found it None (a mask built only for padded input)."""
+    if isinstance(value, fx.Node):
+        return not (default is None and value.meta.get("type") is type(None))
+    return value != default
+
+
+def _head_layout(query: tuple[int, ...] | None) -> tuple[int, int]:
+    """(heads, head width) from the query operand's shape: (..., H, N, d) or (B*H, N, d)."""
+    if query is None or len(query) < 3:
+        return 1, query[-1] if query else 0
+    return (query[-3] if len(query) >= 4 else 1), query[-1]
+
+
+def _query_shape(product: fx.Node) -> tuple[int, ...] | None:
     query = product.args[1] if product.target is torch.einsum else product.args[0]
-    shape = shape_of(query) if isinstance(query, fx.Node) else None
-    if shape is None or len(shape) < 3:
-        return 1, shape[-1] if shape else 0
-    return (shape[-3] if len(shape) >= 4 else 1), shape[-1]
+    return shape_of(query) if isinstance(query, fx.Node) else None
 
 
 def _describe_product(node: fx.Node) -> str:

@@ -74,7 +74,7 @@ def propagate_shapes(graph_module: fx.GraphModule, example: torch.Tensor) -> Non
     from torch.fx.passes.shape_prop import ShapeProp
 
     try:
-        with RecurrentShapes(meta_only=True):
+        with RecurrentShapes(meta_only=True), torch.no_grad():  # no graph: modules that cache tensors stay deep-copyable
             ShapeProp(graph_module).propagate(example)
     except Exception as error:  # ShapeProp re-raises the op's own error type
         raise SurgeryError(f"shape propagation failed: {error}") from error

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from far_modules import hoyer_penalty
 from surgery.recipe import DistillStage, FinetuneStage, PruneStage, TrainingStage
@@ -54,6 +55,12 @@ def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, stage: Distill
     return (1 - F.cosine_similarity(student, teacher, dim=dim)).mean()
 
 
+def _block_similarity(student: object, teacher: object, stage: DistillStage) -> torch.Tensor:
+    """sim over a block's output tensors: one tensor for most blocks, several for those returning tuples (TNT's)."""
+    pairs = [(s, t) for s, t in zip(tree_leaves(student), tree_leaves(teacher)) if isinstance(s, torch.Tensor) and s.is_floating_point()]
+    return torch.stack([similarity_loss(s, t, stage) for s, t in pairs]).sum()
+
+
 def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[str], sites: Sequence[str]) -> Objective:
     """L = λ · reduce_l sim(Y_l, Ŷ_l) + ce_weight · CE (eq. 4), at block or site outputs.
 
@@ -68,7 +75,7 @@ def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[
         forcing = force_inputs(student, fed) if stage.mode == "teacher_forced" else nullcontext()
         with capture_outputs(student, targets) as got, forcing:
             logits = student(images)
-        terms = torch.stack([similarity_loss(got[p], wanted[p], stage) for p in targets])
+        terms = torch.stack([_block_similarity(got[p], wanted[p], stage) for p in targets])
         similarity = terms.sum() if stage.reduce == "sum" else terms.mean()
         ce = classification_loss(logits, labels, stage.label_smoothing)
         loss = stage.weight * similarity + stage.ce_weight * ce

@@ -1,0 +1,137 @@
+"""Attention inside modules torch.fx cannot look into, found by running them.
+
+timm registers some modules as fx leaves because their forward is not
+symbolically traceable (caches, data-dependent shapes); an attention inside
+one is invisible to the traced dataflow. The probe runs the model once under a
+`TorchFunctionMode` that tags every tensor derived from the input, keeps the
+module stack with hooks on the opaque modules and their children, and records
+each contraction whose operands are two tagged tensors: the same rule as
+`surgery.sites`, applied to the values instead of the graph. For each module
+that owns such a product it keeps the shapes of one call and the arguments
+passed with non-default values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
+
+from surgery.contracts import CallShapes
+
+_CONTRACTIONS = {torch.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm, operator.matmul}
+
+
+@dataclass
+class ProbedCall:
+    """What the probe saw of one module that multiplies two activations."""
+
+    shapes: CallShapes
+    products: list[str]
+    extra_inputs: tuple[str, ...]
+    query: tuple[int, ...] | None
+
+
+@dataclass
+class _Call:
+    input: tuple[int, ...] | None
+    arguments: tuple[str, ...]
+    output: tuple[int, ...] | None = None
+    operands: list[tuple[int, ...]] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    query: tuple[int, ...] | None = None
+
+
+class _Dataflow(TorchFunctionMode):
+    """Tags tensors derived from tagged ones and records activation x activation contractions per module."""
+
+    def __init__(self, stack: list[str], calls: dict[str, _Call]) -> None:
+        super().__init__()
+        self.tagged: dict[int, torch.Tensor] = {}  # id -> tensor, the reference keeps the id from being reused
+        self.stack, self.calls = stack, calls
+
+    def tag(self, tensor: torch.Tensor) -> None:
+        self.tagged[id(tensor)] = tensor
+
+    def is_tagged(self, value: object) -> bool:
+        return isinstance(value, torch.Tensor) and id(value) in self.tagged
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        inputs = tree_leaves((args, kwargs or {}))
+        if any(self.is_tagged(value) for value in inputs):
+            for value in tree_leaves(result):
+                if isinstance(value, torch.Tensor):
+                    self.tag(value)
+            if func in _CONTRACTIONS and self.stack:
+                operands = [value for value in (inputs[1:] if func is torch.einsum else inputs[:3]) if self.is_tagged(value)]
+                if len(operands) >= 2:
+                    call = self.calls[self.stack[-1]]
+                    call.operands += [tuple(o.shape) for o in operands]
+                    call.products.append(getattr(func, "__name__", str(func)))
+                    call.query = call.query or tuple(operands[0].shape)
+        return result
+
+
+def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dict[str, ProbedCall]:
+    """Run `model` on `example` and report every module inside the `opaque` paths that multiplies two activations."""
+    modules = dict(model.named_modules())
+    inside = [path for path in modules if any(path == top or path.startswith(f"{top}.") for top in opaque)]
+    stack: list[str] = []
+    calls: dict[str, _Call] = {}
+    mode = _Dataflow(stack, calls)
+    handles = []
+    for path in inside:
+        handles.append(modules[path].register_forward_pre_hook(_enter(path, stack, calls, mode), with_kwargs=True))
+        handles.append(modules[path].register_forward_hook(_leave(stack, calls)))
+    try:
+        with mode, torch.no_grad():
+            mode.tag(example)
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {
+        path: ProbedCall(CallShapes(call.input, call.output, tuple(call.operands)), call.products, call.arguments, call.query)
+        for path, call in calls.items()
+        if call.products
+    }
+
+
+def _enter(path: str, stack: list[str], calls: dict[str, _Call], mode: _Dataflow):
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        stack.append(path)
+        if path not in calls:  # the first call describes the site
+            first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            calls[path] = _Call(tuple(first.shape) if first is not None else None, _passed_arguments(module, args, kwargs))
+
+    return hook
+
+
+def _leave(stack: list[str], calls: dict[str, _Call]):
+    def hook(module: nn.Module, args: tuple, output: object) -> None:
+        path = stack.pop()
+        if calls[path].output is None and isinstance(output, torch.Tensor):
+            calls[path].output = tuple(output.shape)
+
+    return hook
+
+
+def _passed_arguments(module: nn.Module, args: tuple, kwargs: dict) -> tuple[str, ...]:
+    """Names of the arguments after the first whose values differ from the forward's defaults."""
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except TypeError:
+        return ()
+    parameters = bound.signature.parameters
+    return tuple(
+        name for name, value in list(bound.arguments.items())[1:]
+        if isinstance(value, torch.Tensor) or value != parameters[name].default
+    )

@@ -1,0 +1,91 @@
+"""One small timm model per adapter kind: the contract read off its sites, the rewrite, and what it leaves alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from surgery.coverage import FAMILIES
+from surgery.errors import SurgeryError
+from surgery.models import example_input
+from surgery.recipe import recipe_from_data
+from surgery.summary import plan_and_apply
+
+BY_FAMILY = {family.family: family for family in FAMILIES}
+
+
+def rewrite(family: str, token_order: str = "raster", **kwargs: object):
+    spec = BY_FAMILY[family]
+    model = {"name": spec.model, "kwargs": {**spec.kwargs, **kwargs}}
+    if spec.input_size:
+        model["input_size"] = list(spec.input_size)
+    data = {"name": family, "model": model, "rewrites": [{"substitute": "bilstm", "token_order": token_order}]}
+    return plan_and_apply(recipe_from_data(data, []), "cpu")
+
+
+def assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student) -> None:
+    x = example_input(teacher, plan.input_size, batch=2)
+    with torch.no_grad():
+        assert student.eval()(x).shape == teacher.eval()(x).shape
+    sites = tuple(f"{path}." for path in plan.selected_paths)
+    kept = {k: v for k, v in teacher.state_dict().items() if not k.startswith(sites)}
+    after = student.state_dict()
+    for key, value in kept.items():
+        torch.testing.assert_close(after[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("family", "layout", "described"),
+    [
+        ("vit", "tokens", "tokens, grid 2x2, 1 prefix token"),
+        ("swin", "tokens", "tokens, grid 4x4"),  # windows as sequences, the shift mask accepted
+        ("pvt_v2", "tokens", "tokens"),  # the grid arrives as feat_size with every call
+        ("eva", "tokens", "tokens, grid 2x2, 1 prefix token"),  # rotary embeddings accepted, not used
+        ("cait", "tokens", "tokens, grid 2x2, 1 prefix token, class token out"),
+        ("coatnet", "channels_first", "channels_first, grid 2x2"),
+        ("samvit", "channels_last", "channels_last, grid 2x2"),
+        ("nest", "grouped_tokens", "grouped_tokens, grid 4x4"),
+        ("levit", "tokens", "tokens, grid 4x4, out width 256, stride 2"),  # the site subsamples its queries
+        ("lambda", "channels_first", "channels_first, grid 16x16, stride 2"),  # its own AvgPool2d downsamples
+        ("tiny_vit", "tokens", "tokens, grid 7x7"),  # inside a module timm keeps opaque to torch.fx: probed
+    ],
+)
+def test_each_adapter_kind_rewrites_and_keeps_shapes(family, layout, described):
+    plan, teacher, student = rewrite(family)
+    contracts = [step.site.contract for step in plan.steps]
+    assert all(c is not None for c in contracts)
+    assert layout in {c.layout for c in contracts}
+    assert described in {c.describe for c in contracts}
+    assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student)
+
+
+def test_window_masks_and_rotary_embeddings_have_roles():
+    swin, _, _ = rewrite("swin")
+    eva, _, _ = rewrite("eva")
+    assert {step.site.contract.roles.get("mask") for step in swin.steps} == {"window_mask"}
+    assert {step.site.contract.roles.get("rope") for step in eva.steps} == {"position"}
+
+
+@pytest.mark.parametrize(
+    ("family", "message"),
+    [
+        ("hiera", r"hiera site blocks\.1\.attn \(MaskUnitAttention\) cannot be adapted: it changes the sequence length from 256 to 64"),
+        ("mvitv2", r"mvitv2 site stages\.0\.blocks\.0\.attn \(MultiScaleAttention\) cannot be adapted: it returns more than one tensor"),
+        ("mobilevitv2", r"selector matches no attention site"),  # elementwise 'linear attention' is no activation product
+    ],
+)
+def test_unsupported_attention_is_refused_naming_family_site_and_reason(family, message):
+    with pytest.raises(SurgeryError, match=message):
+        rewrite(family)
+
+
+@settings(max_examples=6, deadline=None)
+@given(window=st.integers(1, 4), patch=st.sampled_from([1, 2, 4]), windows_per_side=st.integers(1, 2), order=st.sampled_from(["raster", "snake"]))
+def test_window_adapter_keeps_shapes_and_untouched_weights(window, patch, windows_per_side, order):
+    img_size = patch * window * 2 * windows_per_side  # stage 2 (half resolution) still tiles into windows
+    kwargs = {"img_size": img_size, "patch_size": patch, "window_size": window, "embed_dim": 8, "depths": [2, 2], "num_heads": [1, 2]}
+    plan, teacher, student = rewrite("swin", order, **kwargs)
+    assert len(plan.steps) == 4
+    assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student)
