@@ -224,12 +224,15 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
 
 
 def _value_projection(source: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """(weight, bias) of the value projection, from a fused `qkv` or a separate `v` Linear."""
-    qkv, v = getattr(source, "qkv", None), getattr(source, "v", None)
+    """(weight, bias) of the value projection, from a fused `qkv`, a fused `kv` (PVT, Twins) or a separate `v` Linear."""
+    qkv, kv, v = getattr(source, "qkv", None), getattr(source, "kv", None), getattr(source, "v", None)
     if isinstance(qkv, nn.Linear) and qkv.out_features % 3 == 0:
         width = qkv.out_features // 3
         bias = qkv.bias[2 * width :] if qkv.bias is not None else _qkv_v_bias(source, width)
         return qkv.weight[2 * width :], bias
+    if isinstance(kv, nn.Linear) and kv.out_features % 2 == 0:
+        width = kv.out_features // 2
+        return kv.weight[width:], kv.bias[width:] if kv.bias is not None else None
     if isinstance(v, nn.Linear):
         return v.weight, v.bias
     return None

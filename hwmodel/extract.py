@@ -26,6 +26,26 @@ from hwmodel.workload import Workload
 
 
 
+PLAIN = "plain_value"
+"""node.meta key of a node's value when it is plain Python data (a feature-map size, say), not a tensor."""
+
+
+class _ValueProp(ShapeProp):
+    """ShapeProp that also keeps small plain values, so a leaf re-run for its ops gets them back (sizes, flags)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if _is_plain(result):
+            n.meta[PLAIN] = result
+        return result
+
+
+def _is_plain(value: object) -> bool:
+    if isinstance(value, (tuple, list)):
+        return len(value) <= 8 and all(_is_plain(v) for v in value)
+    return isinstance(value, (int, float, bool)) and not isinstance(value, torch.Tensor)
+
+
 def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Workload:
     """The ops of `graph_module`, shape-propagated first when example inputs are given.
 
@@ -37,7 +57,7 @@ def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Work
     """
     if example_inputs:
         with torch.no_grad(), RecurrentShapes():
-            ShapeProp(graph_module).propagate(*example_inputs)
+            _ValueProp(graph_module).propagate(*example_inputs)
     graph = graph_module.graph
     if not any("tensor_meta" in node.meta for node in graph.nodes):
         raise ValueError("the graph carries no shapes: run ShapeProp on it or pass example inputs")
@@ -53,7 +73,7 @@ def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Work
 def _visit(node: fx.Node, graph_module: fx.GraphModule, carries: set[fx.Node], builder: Builder, incoming: Frontier) -> Frontier:
     if node.op not in ("call_module", "call_function", "call_method"):
         return incoming
-    args, kwargs = (map_arg(value, lambda n: _operand(n, carries)) for value in (node.args, node.kwargs))
+    args, kwargs = (map_arg(value, lambda n: n.meta[PLAIN] if PLAIN in n.meta else _operand(n, carries)) for value in (node.args, node.kwargs))
     out = _operand(node, carries)
     if node.op == "call_module":
         module = graph_module.get_submodule(node.target)

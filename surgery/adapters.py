@@ -92,4 +92,12 @@ class SiteAdapter(nn.Module):
 
 
 def _is_default(value: object, default: object) -> bool:
+    """`value` equals the forward's default; a 0-d tensor counts by its value.
+
+    The ONNX exporter traces flags as 0-d tensors whose value cannot be read
+    while tracing; the eager runs before the export have checked them, and the
+    export's parity check compares the outputs.
+    """
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and isinstance(default, (bool, int, float)):
+        return torch.jit.is_tracing() or bool(value == default)
     return value is default or (not isinstance(value, torch.Tensor) and value == default)

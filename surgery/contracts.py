@@ -53,6 +53,8 @@ class CallShapes:
     """The output's shape; None when it is not one tensor."""
     operands: tuple[tuple[int, ...], ...]
     """Shapes of the activation operands of the module's activation x activation products."""
+    adds_input: bool = False
+    """The module adds its own input back (a residual): it is a block computing attention inline."""
 
 
 class ContractError(ValueError):
@@ -93,6 +95,11 @@ def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names:
     """
     module = model.get_submodule(path)
     x, out = call.input, call.output
+    if call.adds_input:
+        raise ContractError(
+            "it computes attention inline with other work and adds its input back (a block, not an attention module); "
+            "rewriting the attention's subgraph inside a block is not supported yet"
+        )
     if x is None:
         raise ContractError("its first argument is not a tensor")
     if out is None:

@@ -11,6 +11,8 @@ beside it. Failures keep the step and the error, so the table says why.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import tempfile
 import time
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from surgery.costing import block_paths
 from surgery.export import export_onnx
 from surgery.models import build_model, example_input, input_size
 from surgery.recipe import DistillStage, recipe_from_data
@@ -29,7 +32,6 @@ from surgery.rewrite import substitutes
 from surgery.sites import find_sites
 from surgery.summary import plan_and_apply
 from surgery.train.objectives import distill_objective
-from surgery.costing import block_paths
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("deit3", "deit3_small_patch16_224", _VIT),
     Family("flexivit", "flexivit_small", {"img_size": 30, "depth": 2}),
     Family("vit_hybrid", "vit_tiny_r_s16_p8_224", {"img_size": 64, "depth": 2}),
-    Family("naflexvit", "naflexvit_base_patch16_gap", {"img_size": 32, "depth": 2}),
+    Family("naflexvit", "naflexvit_base_patch16_gap", {"img_size": 32, "depth": 2}, (3, 32, 32)),
     Family("vit_relpos", "vit_relpos_small_patch16_224", _VIT),
+    Family("vit_parallel", "vit_pwee_patch16_reg1_gap_256", _VIT),
     Family("cait", "cait_xxs24_224", _VIT),
     Family("beit", "beit_base_patch16_224", _VIT),
     Family("eva", "eva02_tiny_patch14_224", {"img_size": 28, "depth": 2}),
@@ -150,7 +153,7 @@ def check_family(family: Family) -> FamilyResult:
         distill_step(teacher, student, plan.selected_paths, x, classes=expected.shape[-1])
         result.distill = True
         step = "onnx"
-        with tempfile.TemporaryDirectory() as workdir:
+        with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(io.StringIO()):  # the exporter prints graphs on failure
             export_onnx(student, plan.input_size, Path(workdir) / "student.onnx", force=True)
         result.onnx = True
     except Exception as error:  # the table records any failure of third-party model code

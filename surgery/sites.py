@@ -98,7 +98,19 @@ def _traced(
     first = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
     operands = tuple(shape for node in products for arg in _operands(node) if arg in carries and (shape := shape_of(arg)) is not None)
     names = [_describe_product(node) for node in products]
-    return CallShapes(first, shape_of(call), operands), names, _extra_inputs(call, module), _query_shape(products[0])
+    residual = _adds_input(products[0].graph, call.target, carries)
+    return CallShapes(first, shape_of(call), operands, residual), names, _extra_inputs(call, module), _query_shape(products[0])
+
+
+def _adds_input(graph: fx.Graph, path: str, carries: set[fx.Node]) -> bool:
+    """Whether the module at `path` adds one of its activation inputs to a value it computed: a residual."""
+    inside = {node for node in graph.nodes if path in module_stack(node)}
+    for node in inside:
+        if node.target in (operator.add, torch.add, operator.iadd) or node.target == "add":
+            operands = [a for a in node.args if isinstance(a, fx.Node)]
+            if any(a not in inside and a in carries for a in operands) and any(a in inside for a in operands):
+                return True
+    return False
 
 
 def activation_products(graph_module: fx.GraphModule) -> list[fx.Node]:

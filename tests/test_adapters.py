@@ -74,6 +74,7 @@ def test_window_masks_and_rotary_embeddings_have_roles():
         ("hiera", r"hiera site blocks\.1\.attn \(MaskUnitAttention\) cannot be adapted: it changes the sequence length from 256 to 64"),
         ("mvitv2", r"mvitv2 site stages\.0\.blocks\.0\.attn \(MultiScaleAttention\) cannot be adapted: it returns more than one tensor"),
         ("mobilevitv2", r"selector matches no attention site"),  # elementwise 'linear attention' is no activation product
+        ("vit_parallel", r"vision_transformer site blocks\.0 \(ParallelScalingBlock\) cannot be adapted: it computes attention inline"),
     ],
 )
 def test_unsupported_attention_is_refused_naming_family_site_and_reason(family, message):

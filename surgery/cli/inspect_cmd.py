@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, handles_errors, print_json, stdout
-from surgery.cli.render import sites_table
+from surgery.cli.render import families_table, sites_table
+from surgery.coverage import check_families, coverage
 from surgery.errors import SurgeryError
 from surgery.models import build_model, example_input, input_size
 from surgery.sites import find_sites
@@ -22,12 +23,22 @@ KwargOption = Annotated[
 
 @handles_errors
 def inspect(
-    model: Annotated[str, typer.Argument(help="timm model name, e.g. deit_tiny_patch16_224.")],
+    model: Annotated[str | None, typer.Argument(help="timm model name, e.g. deit_tiny_patch16_224.")] = None,
     kwargs: KwargOption = [],
     device: DeviceOption = "cpu",
+    all_families: Annotated[
+        bool, typer.Option("--all-families", help="Check one small model of every timm attention family end to end instead.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List every attention site: path, class, heads, widths, tokens and the products found."""
+    """List every attention site: path, class, heads, widths, tokens, how it is adapted, and the products found."""
+    if all_families:
+        if model is not None or kwargs:
+            raise SurgeryError("--all-families checks its own list of models; give no MODEL or --kwarg with it")
+        _all_families(as_json)
+        return
+    if model is None:
+        raise SurgeryError("give a timm model name, or --all-families")
     built = build_model(model, parse_kwargs(kwargs), device=device)
     size = input_size(built)
     sites = find_sites(built, example_input(built, size))
@@ -49,3 +60,16 @@ def parse_kwargs(items: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             parsed[key] = value
     return parsed
+
+
+def _all_families(as_json: bool) -> None:
+    """`surgery.coverage` over every family: sites, rewrite, forward, one distillation step, ONNX export."""
+    with stdout.status("checking timm attention families") as status:
+        results = []
+        for result in check_families(progress=lambda r: status.update(f"checked {r.family}")):
+            results.append(result)
+    if as_json:
+        print_json({"families": [r.to_json() for r in results], "coverage": coverage(results)})
+        return
+    stdout.print(families_table(results))
+    stdout.print(f"coverage: {sum(r.ok for r in results)} of {len(results)} families ({coverage(results):.0%}) rewrite, run and distill")

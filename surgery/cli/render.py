@@ -8,18 +8,33 @@ from rich import box
 from rich.table import Table
 
 from surgery.cost_rows import NOTE, Row, block_columns, block_rows, cost_title, total_columns, total_rows
+from surgery.coverage import FamilyResult
 from surgery.sites import Site
 from surgery.summary import PlanSummary
 
 
 def sites_table(title: str, sites: list[Site]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title=title)
-    for column in ("#", "path", "class", "heads×d", "width", "tokens", "activation × activation products"):
+    for column in ("#", "path", "class", "heads×d", "width", "tokens", "adapted as", "activation × activation products"):
         table.add_column(column)
     for site in sites:
+        adapted = site.contract.describe if site.contract else f"no: {site.refusal}"
         table.add_row(
             str(site.index), site.path, site.class_name, f"{site.num_heads}×{site.head_dim}", str(site.dim),
-            str(site.seq_len), ", ".join(site.products),
+            str(site.seq_len), adapted, ", ".join(site.products),
+        )
+    return table
+
+
+def families_table(results: list[FamilyResult]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title="timm attention families: one small model each, every site rewritten to bilstm")
+    for column in ("family", "model", "sites", "attention modules", "rewrite", "forward", "distill", "ONNX", "reason"):
+        table.add_column(column, overflow="fold")
+    mark = {True: "✓", False: "✗"}
+    for r in results:
+        table.add_row(
+            r.family, r.model, str(r.sites), str(r.attention_modules),
+            mark[r.rewrite], mark[r.forward], mark[r.distill], mark[r.onnx], r.reason,
         )
     return table
 

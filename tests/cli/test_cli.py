@@ -102,6 +102,27 @@ def test_inspect_unknown_model_suggests_names():
     assert "deit_tiny_patch16_224" in result.stderr
 
 
+def test_inspect_reports_how_each_site_is_adapted():
+    result = invoke("inspect", "vit_tiny_patch16_224", "-k", "img_size=32", "-k", "patch_size=8", "-k", "depth=1", "--json")
+    contract = json.loads(result.stdout)["sites"][0]["contract"]
+    assert (contract["layout"], contract["grid"], contract["prefix"], contract["output"]) == ("tokens", [4, 4], 1, "same")
+
+
+@pytest.mark.parametrize("args", [["--all-families", "vit_tiny_patch16_224"], ["--all-families", "-k", "depth=1"], []])
+def test_inspect_needs_a_model_or_all_families_alone(args):
+    result = invoke("inspect", *args)
+    assert result.exit_code == 2
+    assert "--all-families" in result.stderr
+
+
+def test_unknown_token_order_is_refused_with_its_location(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nmodel: {name: vit_tiny_patch16_224}\nrewrites:\n  - token_order: spiral\n")
+    result = invoke("validate", str(recipe))
+    assert result.exit_code == 2
+    assert "r.yaml:4" in result.stderr and "'raster', 'snake', 'column' or 'multiscan'" in result.stderr
+
+
 def test_schema_matches_the_committed_file():
     result = invoke("schema")
     assert result.exit_code == 0
