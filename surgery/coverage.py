@@ -4,7 +4,8 @@ For each family's smallest model (random weights, a small input): the sites
 detection finds against the attention modules its source defines, then the
 whole chain a recipe would run: plan and rewrite every site with `bilstm`, a
 forward, one block-wise distillation step (loss finite, every substitute
-is reached by the loss's gradient; zero-initialised post-norms, as in Swin V2, make it exactly zero), and an ONNX export with its parity check. A family is
+reached by the loss's gradient, which zero-initialised post-norms such as
+Swin V2's make exactly zero), and an ONNX export with its parity check. A family is
 covered when rewrite, forward and distillation work; the export is reported
 beside it. Failures keep the step and the error, so the table says why.
 """

@@ -26,7 +26,10 @@ from torch.utils._pytree import tree_leaves
 
 from surgery.contracts import CallShapes
 
-_CONTRACTIONS = {torch.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm, operator.matmul}
+_CONTRACTIONS = {
+    torch.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention,
+    torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm, operator.matmul,
+}
 
 
 @dataclass
