@@ -3,7 +3,8 @@
 A substitute maps (B, N, C) -> (B, N, C). The adapter accepts the replaced
 module's whole call (its forward signature), turns 2-D inputs into token
 sequences and back, reads the sequence in the recipe's token order, keeps only
-the class token where the replaced module returned only that, downsamples the
+the class token where the replaced module returned only that, rewrites a block
+that computes attention inline around it (`surgery.inline`), downsamples the
 grid where the replaced module is strided (with its own pooling layer when it
 has one), and handles each
 extra argument by its role in the `SiteContract`. It keeps the replaced
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from surgery.contracts import SiteContract
+from surgery.inline import SUBSTITUTE, inline_rewrite
 from surgery.token_order import TokenOrder, in_order
 
 
@@ -38,8 +40,13 @@ class SiteAdapter(nn.Module):
 
     def __init__(self, substitute: nn.Module, replaced: nn.Module, contract: SiteContract, path: str, order: TokenOrder = "raster") -> None:
         super().__init__()
-        self.substitute = substitute
         self.contract = contract
+        if contract.inline_input is None:
+            self.substitute = substitute
+        else:  # the substitute lives inside the rewritten block, with the block's other weights
+            reference = next(replaced.parameters(), None)
+            example = torch.zeros(contract.inline_input, device=reference.device if reference is not None else "cpu")
+            self.block = inline_rewrite(copy.deepcopy(replaced), example, substitute)
         self.path = path
         self.order = order
         pool = getattr(replaced, "pool", None)
@@ -59,6 +66,8 @@ class SiteAdapter(nn.Module):
                 grid = (value[0], value[1])
             elif role is None and (name not in self.extra_defaults or not _is_default(value, self.extra_defaults[name])):
                 raise ValueError(f"{self.path}: substitute called with {name}={value!r}; it only takes the token input")
+        if self.contract.inline_input is not None:
+            return self.block(x)
         if self.contract.layout == "channels_first":
             height, width = x.shape[2], x.shape[3]
             y = self._mix(x.flatten(2).transpose(1, 2), (height, width))
@@ -83,6 +92,17 @@ class SiteAdapter(nn.Module):
         if stride == 1:
             return y
         return self.pool(y) if self.pool is not None else y[:, :, ::stride, ::stride]
+
+    def current_substitute(self) -> nn.Module:
+        """The substitute module, whether it sits here or inside a rewritten block."""
+        return self.block.get_submodule(SUBSTITUTE) if self.contract.inline_input is not None else self.substitute
+
+    def replace_substitute(self, module: nn.Module) -> None:
+        """Replace the substitute (a replay rebuilding a pruned structure) wherever it sits."""
+        if self.contract.inline_input is not None:
+            self.block.add_module(SUBSTITUTE, module)
+        else:
+            self.substitute = module
 
     def _mix(self, tokens: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
         return in_order(self.substitute, tokens, self.order, grid, self.contract.prefix)

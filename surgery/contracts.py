@@ -14,6 +14,8 @@ says how to get from one to the other, or why it cannot:
 - grid and prefix: where a token sequence is a raster of an (h, w) grid after
   `prefix` non-spatial tokens (class, register); token orders other than raster
   need it.
+- inline: a block that computes attention in its own forward (it adds its
+  input back) has its attention cut out of its graph (`surgery.inline`).
 - argument roles: extra arguments the adapter knows. `grid` arguments (a
   feature-map size) give the grid at run time. `position` arguments (rotary
   embeddings, relative position bias) make attention order-aware; a recurrence
@@ -31,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 from torch import nn
 
 Layout = Literal["tokens", "grouped_tokens", "channels_first", "channels_last"]
@@ -72,6 +75,9 @@ class SiteContract:
     roles: dict[str, Role] = field(default_factory=dict, hash=False)
     out_dim: int | None = None
     """Output width when it differs from the input's (a block that widens the stream in its attention)."""
+    inline_input: tuple[int, ...] | None = None
+    """Set for a block that computes attention in its own forward: the input shape its graph is traced with
+    (`surgery.inline` cuts the attention out of it)."""
     stride: int = 1
     """Downsampling of the token grid by the site (strided attention): the substitute's output is pooled
     by the site's own `pool` layer when it has one, else taken every `stride`-th row and column, as such
@@ -84,7 +90,8 @@ class SiteContract:
         output = ", class token out" if self.output == "class_token" else ""
         widened = f", out width {self.out_dim}" if self.out_dim else ""
         strided = f", stride {self.stride}" if self.stride > 1 else ""
-        return f"{self.layout}{grid}{prefix}{output}{widened}{strided}"
+        inline = ", attention inline in the block" if self.inline_input else ""
+        return f"{self.layout}{grid}{prefix}{output}{widened}{strided}{inline}"
 
 
 def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names: list[str]) -> SiteContract:
@@ -95,21 +102,34 @@ def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names:
     """
     module = model.get_submodule(path)
     x, out = call.input, call.output
-    if call.adds_input:
-        raise ContractError(
-            "it computes attention inline with other work and adds its input back (a block, not an attention module); "
-            "rewriting the attention's subgraph inside a block is not supported yet"
-        )
     if x is None:
         raise ContractError("its first argument is not a tensor")
     if out is None:
         raise ContractError("it returns more than one tensor")
     roles = _roles(module, argument_names)
+    if call.adds_input:
+        return _inline_contract(model, module, x, out, roles)
     if len(x) == 3:
         return _token_contract(model, module, x, out, roles)
     if len(x) == 4:
         return _spatial_contract(module, x, out, call.operands, roles)
     raise ContractError(f"its input has {len(x)} dimensions; adapters take (B, N, C), (B, G, N, C), (B, C, H, W) or (B, H, W, C)")
+
+
+def _inline_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], out: tuple[int, ...], roles: dict[str, Role]) -> SiteContract:
+    """A block that computes attention in its own forward (it adds its input back): its graph is rewritten."""
+    from surgery.inline import InlineAttentionError, region_widths
+
+    if len(x) != 3 or out != x:
+        raise ContractError(f"it computes attention inline in a block mapping {x} to {out}; only (B, N, C) blocks are rewritten")
+    reference = next(module.parameters(), None)
+    example = torch.zeros(x, device=reference.device if reference is not None else "cpu")
+    try:
+        width, out_width = region_widths(module, example)
+    except InlineAttentionError as error:
+        raise ContractError(f"it computes attention inline in a block, and {error}") from error
+    grid, prefix = _token_grid(model, module, x[1], roles)
+    return SiteContract("tokens", "same", grid, prefix, roles, out_width if out_width != width else None, inline_input=x)
 
 
 def _roles(module: nn.Module, names: list[str]) -> dict[str, Role]:

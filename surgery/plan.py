@@ -82,6 +82,8 @@ def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> S
             f"{_family(model)} site {site.path} ({site.class_name}) is called with {', '.join(site.unsupported_extras)}, "
             "which no adapter knows how to pass on or leave out",
         )
+    if rewrite.token_order != "raster" and site.contract.inline_input is not None:
+        raise _located(recipe, (*where, "token_order"), f"site {site.path} computes attention inline in its block; only raster order is supported there")
     if rewrite.token_order != "raster" and site.contract.grid is None and "grid" not in site.contract.roles.values():
         raise _located(recipe, (*where, "token_order"), f"token order {rewrite.token_order!r} needs a 2-D token grid; site {site.path} has none")
     try:

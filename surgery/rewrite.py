@@ -68,6 +68,6 @@ def check_shapes(teacher: nn.Module, student: nn.Module, plan: Plan) -> None:
 
 def substitutes(student: nn.Module) -> dict[str, nn.Module]:
     """Site path -> substitute module, for every adapted site of a student."""
-    return {path: module.substitute for path, module in student.named_modules() if isinstance(module, SiteAdapter)}
+    return {path: module.current_substitute() for path, module in student.named_modules() if isinstance(module, SiteAdapter)}
 
 

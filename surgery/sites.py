@@ -96,7 +96,7 @@ def _traced(
 ) -> tuple[CallShapes, list[str], tuple[str, ...], tuple[int, ...] | None]:
     """A shallow-traced call as shapes: its input, its output, and its (deep-traced) products' activation operands."""
     first = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
-    operands = tuple(shape for node in products for arg in _operands(node) if arg in carries and (shape := shape_of(arg)) is not None)
+    operands = tuple(shape for node in products for arg in contraction_operands(node) if arg in carries and (shape := shape_of(arg)) is not None)
     names = [_describe_product(node) for node in products]
     residual = _adds_input(products[0].graph, call.target, carries)
     return CallShapes(first, shape_of(call), operands, residual), names, _extra_inputs(call, module), _query_shape(products[0])
@@ -136,10 +136,10 @@ def _is_contraction(node: fx.Node) -> bool:
 
 
 def _activation_operands(node: fx.Node, carries: set[fx.Node]) -> int:
-    return sum(a in carries for a in _operands(node))
+    return sum(a in carries for a in contraction_operands(node))
 
 
-def _operands(node: fx.Node) -> list[fx.Node]:
+def contraction_operands(node: fx.Node) -> list[fx.Node]:
     """The tensor operands of a contraction (einsum's after its equation, attention's q, k, v)."""
     operands = node.args[1:] if node.target is torch.einsum else node.args
     if node.target is F.scaled_dot_product_attention:

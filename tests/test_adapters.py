@@ -74,7 +74,6 @@ def test_window_masks_and_rotary_embeddings_have_roles():
         ("hiera", r"hiera site blocks\.1\.attn \(MaskUnitAttention\) cannot be adapted: it changes the sequence length from 256 to 64"),
         ("mvitv2", r"mvitv2 site stages\.0\.blocks\.0\.attn \(MultiScaleAttention\) cannot be adapted: it returns more than one tensor"),
         ("mobilevitv2", r"selector matches no attention site"),  # elementwise 'linear attention' is no activation product
-        ("vit_parallel", r"vision_transformer site blocks\.0 \(ParallelScalingBlock\) cannot be adapted: it computes attention inline"),
     ],
 )
 def test_unsupported_attention_is_refused_naming_family_site_and_reason(family, message):
@@ -90,3 +89,22 @@ def test_window_adapter_keeps_shapes_and_untouched_weights(window, patch, window
     plan, teacher, student = rewrite("swin", order, **kwargs)
     assert len(plan.steps) == 4
     assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student)
+
+
+def test_inline_attention_is_cut_out_of_the_block_and_the_rest_of_the_block_is_kept():
+    plan, teacher, student = rewrite("vit_parallel")
+    assert [step.site.path for step in plan.steps] == ["blocks.0", "blocks.1"]
+    assert "attention inline in the block" in plan.steps[0].site.contract.describe
+    assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student)
+    block, original = student.blocks[0].block, teacher.blocks[0]
+    assert {"in_norm", "in_proj", "attn_out_proj", "mlp_out_proj", "substitute"} <= {name for name, _ in block.named_children()}
+    seen = {}
+    block.substitute.register_forward_hook(lambda _m, args, out: seen.update(read=args[0], wrote=out))
+    block.attn_out_proj.register_forward_pre_hook(lambda _m, args: seen.update(projected=args[0]))
+    x = torch.randn(2, 5, original.in_norm.normalized_shape[0])
+    with torch.no_grad():
+        block(x)
+        torch.testing.assert_close(seen["read"], original.in_norm(x))  # the substitute reads the normalised input
+    assert seen["projected"] is seen["wrote"]  # and its output is what the attention's output projection reads
+    for name in ("in_proj", "mlp_out_proj", "attn_out_proj"):
+        torch.testing.assert_close(block.get_submodule(name).weight, original.get_submodule(name).weight, rtol=0, atol=0)

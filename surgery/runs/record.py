@@ -32,7 +32,7 @@ class SurgeryRecord:
     def update(self, student: nn.Module) -> None:
         """Store each substitute's structure (its `config()`, for those that have one)."""
         for site in self.sites:
-            substitute = _adapter(student, site["path"]).substitute
+            substitute = _adapter(student, site["path"]).current_substitute()
             site["config"] = substitute.config() if hasattr(substitute, "config") else None
 
     def restructure(self, student: nn.Module) -> None:
@@ -40,9 +40,9 @@ class SurgeryRecord:
         for site in self.sites:
             if site["config"] is not None:
                 adapter = _adapter(student, site["path"])
-                reference = next(adapter.substitute.parameters())
+                reference = next(adapter.current_substitute().parameters())
                 rebuilt = get_substitute(site["substitute"]).from_config(site["config"])
-                adapter.substitute = rebuilt.to(device=reference.device, dtype=reference.dtype)
+                adapter.replace_substitute(rebuilt.to(device=reference.device, dtype=reference.dtype))
 
     def to_json(self) -> dict[str, Any]:
         return {"sites": self.sites}
