@@ -41,7 +41,7 @@ class BidirectionalPerHead(nn.Module):
     def __init__(self, source: MultiHeadBiLSTM) -> None:
         super().__init__()
         self.norm, self.in_proj, self.out_proj, self.head_dim = source.norm, source.in_proj, source.out_proj, source.head_dim
-        self.lstms = nn.ModuleList(_merge(f, b) for f, b in zip(source.forward_lstms, source.backward_lstms))
+        self.lstms = nn.ModuleList(_merge(f, b) for f, b in zip(source.forward_rnns, source.backward_rnns))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         heads = self.in_proj(self.norm(x)).split(self.head_dim, dim=-1)  # H x (B, N, d)
@@ -67,14 +67,14 @@ class FoldedInProjection(nn.Module):
         self.norm, self.out_proj = source.norm, source.out_proj
         d, weight, bias = source.head_dim, source.in_proj.weight, source.in_proj.bias
         rows = [(weight[h * d : (h + 1) * d], bias[h * d : (h + 1) * d]) for h in range(source.num_heads)]
-        self.forward_lstms = nn.ModuleList(_fold(lstm, *rows[h]) for h, lstm in enumerate(source.forward_lstms))
-        self.backward_lstms = nn.ModuleList(_fold(lstm, *rows[h]) for h, lstm in enumerate(source.backward_lstms))
+        self.forward_rnns = nn.ModuleList(_fold(lstm, *rows[h]) for h, lstm in enumerate(source.forward_rnns))
+        self.backward_rnns = nn.ModuleList(_fold(lstm, *rows[h]) for h, lstm in enumerate(source.backward_rnns))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x)
         reversed_x = x.flip(1)
         outputs = []
-        for forward, backward in zip(self.forward_lstms, self.backward_lstms):
+        for forward, backward in zip(self.forward_rnns, self.backward_rnns):
             outputs += [forward(x)[0], backward(reversed_x)[0].flip(1)]
         return self.out_proj(torch.cat(outputs, dim=-1))
 

@@ -1,6 +1,9 @@
 """Substitute modules for attention, their registry, the shapes they are built from, and their pruning."""
 
-from far_modules.bilstm import MultiHeadBiLSTM
+from far_modules.bilstm import MultiHeadBiGRU, MultiHeadBiLSTM
+from far_modules.conv import TokenConv
+from far_modules.identity import DropAttention
+from far_modules.linear_attention import LinearAttention
 from far_modules.prune import (
     DIRECTIONS,
     Direction,
@@ -19,7 +22,8 @@ from far_modules.prune import (
     unit_counts,
 )
 from far_modules.registry import Registry, UnknownNameError
-from far_modules.spec import SiteSpec
+from far_modules.spec import CostKind, SiteSpec
+from far_modules.ssm import SelectiveSSM
 from far_modules.substitutes import (
     SUBSTITUTES,
     PluginError,
@@ -33,13 +37,19 @@ from far_modules.substitutes import (
 __all__ = [
     "DIRECTIONS",
     "SUBSTITUTES",
+    "CostKind",
     "Direction",
+    "DropAttention",
+    "LinearAttention",
+    "MultiHeadBiGRU",
     "MultiHeadBiLSTM",
     "PluginError",
     "Prunable",
     "PruningReport",
     "Registry",
+    "SelectiveSSM",
     "SiteSpec",
+    "TokenConv",
     "UnitGroup",
     "UnitKey",
     "UnknownNameError",

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from far_modules.prune import Direction, UnitGroup, UnitKey, check_keep
-from far_modules.spec import SiteSpec
+from far_modules.spec import CostKind, SiteSpec
 
 HiddenSizes = tuple[tuple[int, int], ...]
 
@@ -33,14 +33,18 @@ class MultiHeadBiLSTM(nn.Module):
         out_dim: output width, when the replaced module widens the stream (default `dim`).
     """
 
+    cell: type[nn.RNNBase] = nn.LSTM
+    """The recurrence of every head and direction (`MultiHeadBiGRU` swaps in `nn.GRU`)."""
+    cost_kind: CostKind = "recurrent"
+
     def __init__(self, dim: int, hidden_sizes: HiddenSizes, head_dim: int, bias: bool = True, out_dim: int | None = None) -> None:
         super().__init__()
         self.dim, self.head_dim, self.out_dim = dim, head_dim, out_dim or dim
         self.hidden_sizes = tuple((int(f), int(b)) for f, b in hidden_sizes)
         self.norm = nn.LayerNorm(dim)
         self.in_proj = nn.Linear(dim, self.num_heads * head_dim, bias=bias)
-        self.forward_lstms = nn.ModuleList(_lstm(head_dim, f, bias) for f, _ in self.hidden_sizes)
-        self.backward_lstms = nn.ModuleList(_lstm(head_dim, b, bias) for _, b in self.hidden_sizes)
+        self.forward_rnns = nn.ModuleList(self.cell(head_dim, f, bias=bias, batch_first=True) for f, _ in self.hidden_sizes)
+        self.backward_rnns = nn.ModuleList(self.cell(head_dim, b, bias=bias, batch_first=True) for _, b in self.hidden_sizes)
         self.out_proj = nn.Linear(sum(f + b for f, b in self.hidden_sizes), self.out_dim, bias=bias)
 
     @property
@@ -80,8 +84,8 @@ class MultiHeadBiLSTM(nn.Module):
         heads = self.in_proj(self.norm(x)).split(self.head_dim, dim=-1)  # H x (B, N, d)
         outputs = []
         for h in range(self.num_heads):  # indexed, not zipped: torch.fx can index a split, not iterate it
-            outputs.append(self.forward_lstms[h](heads[h])[0])  # (B, N, h_fwd)
-            outputs.append(self.backward_lstms[h](heads[h].flip(1))[0].flip(1))  # (B, N, h_bwd)
+            outputs.append(self.forward_rnns[h](heads[h])[0])  # (B, N, h_fwd)
+            outputs.append(self.backward_rnns[h](heads[h].flip(1))[0].flip(1))  # (B, N, h_bwd)
         return self.out_proj(torch.cat(outputs, dim=-1))  # (B, N, D)
 
     def config(self) -> dict[str, Any]:
@@ -132,7 +136,7 @@ class MultiHeadBiLSTM(nn.Module):
 
     def _lstms(self) -> Iterator[tuple[int, Direction, nn.LSTM]]:
         """(head, direction, LSTM) in the order their outputs are concatenated."""
-        for head, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms)):
+        for head, (fwd, bwd) in enumerate(zip(self.forward_rnns, self.backward_rnns)):
             yield head, "forward", fwd
             yield head, "backward", bwd
 
@@ -157,8 +161,8 @@ def _check_options(heads: object, hidden_size: object, init: object, bias: objec
         raise ValueError(f"bias must be true or false, got {bias!r}")
 
 
-def _lstm(input_size: int, hidden_size: int, bias: bool) -> nn.LSTM:
-    return nn.LSTM(input_size, hidden_size, bias=bias, batch_first=True)
+def _gates(rnn: nn.RNNBase) -> int:
+    return rnn.weight_ih_l0.shape[0] // rnn.hidden_size
 
 
 def _unit_squares(lstm: nn.LSTM, out_proj: nn.Linear, columns: slice) -> torch.Tensor:
@@ -171,15 +175,15 @@ def _unit_squares(lstm: nn.LSTM, out_proj: nn.Linear, columns: slice) -> torch.T
     Biases are not weights of the group.
     """
     h = lstm.hidden_size
-    w_ih = lstm.weight_ih_l0.view(4, h, -1).square()  # (gate, unit, d)
-    w_hh = lstm.weight_hh_l0.view(4, h, h).square()  # (gate, unit, source unit)
+    w_ih = lstm.weight_ih_l0.view(-1, h, lstm.input_size).square()  # (gate, unit, d): 4 gates for an LSTM, 3 for a GRU
+    w_hh = lstm.weight_hh_l0.view(-1, h, h).square()  # (gate, unit, source unit)
     out = out_proj.weight[:, columns].square()  # (D, unit)
     return w_ih.sum((0, 2)) + w_hh.sum((0, 2)) + w_hh.sum((0, 1)) + out.sum(0)
 
 
 def _zero_units(lstm: nn.LSTM, removed: torch.Tensor) -> None:
     """Zero the removed units' gate rows and W_hh columns in place; biases stay."""
-    rows = removed.repeat(4)  # (4h,) gate-major, like the weights
+    rows = removed.repeat(_gates(lstm))  # (gates·h,) gate-major, like the weights
     lstm.weight_ih_l0[rows] = 0
     lstm.weight_hh_l0[rows] = 0
     lstm.weight_hh_l0[:, removed] = 0
@@ -187,7 +191,7 @@ def _zero_units(lstm: nn.LSTM, removed: torch.Tensor) -> None:
 
 def _copy_units(source: nn.LSTM, target: nn.LSTM, keep: torch.Tensor) -> None:
     """Copy the kept units' gate rows, recurrent columns and gate biases into a smaller LSTM."""
-    rows = keep.repeat(4)  # (4h,) gate-major, like the weights
+    rows = keep.repeat(_gates(source))  # (gates·h,) gate-major, like the weights
     target.weight_ih_l0.copy_(source.weight_ih_l0[rows])
     target.weight_hh_l0.copy_(source.weight_hh_l0[rows][:, keep])
     if source.bias:
@@ -251,3 +255,13 @@ def _copy_bias(target: nn.Linear, bias: torch.Tensor | None) -> None:
         target.bias.zero_()
     else:
         target.bias.copy_(bias)
+
+
+class MultiHeadBiGRU(MultiHeadBiLSTM):
+    """The same layout with a GRU per head and direction: three gates instead of four, no cell state.
+
+    Pruning groups follow the same rule (a unit's gate rows, its W_hh column and
+    its output-projection column), over three gates.
+    """
+
+    cell = nn.GRU

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+CostKind = Literal["recurrent", "weights", "activation_products", "none"]
+"""How a substitute's work looks to a cost model, declared by each substitute class as `cost_kind`:
+`recurrent` steps (LSTM, GRU, a selective scan), weight-stationary GEMMs and convolutions (`weights`),
+products of two activations that crossbars must be written for (`activation_products`), or `none`."""
 
 
 @dataclass(frozen=True)

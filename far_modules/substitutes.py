@@ -16,14 +16,23 @@ from importlib.metadata import EntryPoint, entry_points
 
 from torch import nn
 
-from far_modules.bilstm import MultiHeadBiLSTM
+from far_modules.bilstm import MultiHeadBiGRU, MultiHeadBiLSTM
+from far_modules.conv import TokenConv
+from far_modules.identity import DropAttention
+from far_modules.linear_attention import LinearAttention
 from far_modules.registry import Registry, UnknownNameError
 from far_modules.spec import SiteSpec
+from far_modules.ssm import SelectiveSSM
 
 ENTRY_POINT_GROUP = "surgery.substitutes"
 
 SUBSTITUTES: Registry[type[nn.Module]] = Registry("substitute")
 SUBSTITUTES.add("bilstm", MultiHeadBiLSTM)
+SUBSTITUTES.add("bigru", MultiHeadBiGRU)
+SUBSTITUTES.add("conv", TokenConv)
+SUBSTITUTES.add("linear_attention", LinearAttention)
+SUBSTITUTES.add("ssm", SelectiveSSM)
+SUBSTITUTES.add("identity", DropAttention)
 
 
 

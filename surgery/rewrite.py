@@ -71,3 +71,9 @@ def substitutes(student: nn.Module) -> dict[str, nn.Module]:
     return {path: module.current_substitute() for path, module in student.named_modules() if isinstance(module, SiteAdapter)}
 
 
+
+
+def substitute_paths(student: nn.Module) -> list[str]:
+    """Module paths of the substitutes themselves (inside adapters, or inside rewritten blocks): what distillation trains."""
+    wanted = {id(module) for module in substitutes(student).values()}
+    return [path for path, module in student.named_modules() if id(module) in wanted]

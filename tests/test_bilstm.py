@@ -60,8 +60,8 @@ def test_options_change_the_layout() -> None:
 
 def test_uneven_hidden_sizes_per_head_and_direction() -> None:
     module = MultiHeadBiLSTM(dim=6, hidden_sizes=((3, 1), (2, 5)), head_dim=3)
-    assert [lstm.hidden_size for lstm in module.forward_lstms] == [3, 2]
-    assert [lstm.hidden_size for lstm in module.backward_lstms] == [1, 5]
+    assert [lstm.hidden_size for lstm in module.forward_rnns] == [3, 2]
+    assert [lstm.hidden_size for lstm in module.backward_rnns] == [1, 5]
     assert module.out_proj.in_features == 11
     assert module(torch.randn(2, 4, 6)).shape == (2, 4, 6)
 

@@ -18,6 +18,7 @@ from surgery.counting import count
 from surgery.data import Loaders, build_loaders
 from surgery.errors import SurgeryError
 from surgery.recipe import DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, TrainingStage
+from surgery.rewrite import substitute_paths
 from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object
@@ -54,7 +55,9 @@ def fit(state: RunState, stage: FitStage, index: int, resume: dict | None) -> No
 @STAGES.register("distill")
 def distill(state: RunState, stage: DistillStage, index: int, resume: dict | None) -> None:
     """Block-wise distillation: only the substitutes learn; the teacher is the target."""
-    trainable = _select(state.student, lambda name: _under(name, state.plan.selected_paths))
+    trainable = _select(state.student, lambda name: _under(name, substitute_paths(state.student)))
+    if not trainable:
+        raise SurgeryError(f"stage {stage_label(stage, index)}: the substitutes have no parameters to distill (identity?); drop the stage")
     objective = distill_objective(state.teacher, stage, state.block_paths, state.plan.selected_paths)
     _train(state, state.student, trainable, stage, index, resume, objective, "student")
 
@@ -62,7 +65,7 @@ def distill(state: RunState, stage: DistillStage, index: int, resume: dict | Non
 @STAGES.register("finetune")
 def finetune(state: RunState, stage: FinetuneStage, index: int, resume: dict | None) -> None:
     """Task-loss training of all (or the selected) student parameters, optionally with KD."""
-    trainable = _select(state.student, _trainable_rule(stage, state.plan.selected_paths))
+    trainable = _select(state.student, _trainable_rule(stage, substitute_paths(state.student)))
     _train(state, state.student, trainable, stage, index, resume, finetune_objective(state.teacher, stage), "student")
 
 
@@ -167,11 +170,11 @@ def _select(model: nn.Module, rule: Callable[[str], bool]) -> list[tuple[str, nn
     return [(name, p) for name, p in model.named_parameters() if rule(name)]
 
 
-def _trainable_rule(stage: FinetuneStage, sites: list[str]) -> Callable[[str], bool]:
+def _trainable_rule(stage: FinetuneStage, substitutes: list[str]) -> Callable[[str], bool]:
     if stage.trainable == "all":
         return lambda name: True
     if stage.trainable == "substitutes":
-        return lambda name: _under(name, sites)
+        return lambda name: _under(name, substitutes)
     return lambda name: any(fnmatchcase(name, pattern) for pattern in stage.trainable)
 
 

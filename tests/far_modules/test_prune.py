@@ -46,7 +46,7 @@ def keep_tensors() -> dict[UnitKey, torch.Tensor]:
 
 def lstm_of(module: MultiHeadBiLSTM, key: UnitKey) -> nn.LSTM:
     head, direction = key
-    return (module.forward_lstms if direction == "forward" else module.backward_lstms)[head]
+    return (module.forward_rnns if direction == "forward" else module.backward_rnns)[head]
 
 
 def composite(module: MultiHeadBiLSTM, key: UnitKey) -> torch.Tensor:

@@ -95,7 +95,7 @@ def test_untraceable_leaf_is_recorded_with_its_dependencies():
     assert [type(op).__name__ for op in ops] == ["Nonlinear", "Gemm"] + ["Recurrence"] * 6 + ["Gemm"]
     assert all(op.deps == (1,) for op in ops[2:8])
     assert ops[-1].deps == tuple(range(2, 8)) and ops[-1].rows == 2 * 3 * 4
-    assert ops[2].path == "0.forward_lstms.0" and ops[3].path == "0.backward_lstms.0"
+    assert ops[2].path == "0.forward_rnns.0" and ops[3].path == "0.backward_rnns.0"
 
 
 def test_the_recorder_works_on_the_meta_device():

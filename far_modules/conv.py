@@ -1,0 +1,39 @@
+"""Depthwise 1-D convolution over tokens: a fixed local mixing window instead of attention."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from far_modules.spec import CostKind, SiteSpec
+
+
+class TokenConv(nn.Module):
+    """x (B, N, D) -> LayerNorm -> Linear -> depthwise Conv1d along N -> GELU -> Linear(D, D_out).
+
+    Every channel mixes the `kernel_size` tokens around each position; no token
+    sees beyond that window, which is the point of the comparison.
+    """
+
+    cost_kind: CostKind = "weights"
+
+    def __init__(self, dim: int, kernel_size: int = 7, out_dim: int | None = None) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer (it keeps N), got {kernel_size!r}")
+        self.norm = nn.LayerNorm(dim)
+        self.in_proj = nn.Linear(dim, dim)
+        self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.act = nn.GELU()
+        self.out_proj = nn.Linear(dim, out_dim or dim)
+
+    @classmethod
+    def from_site(cls, spec: SiteSpec, *, source: nn.Module | None = None, kernel_size: int = 7) -> TokenConv:
+        """`kernel_size` tokens per window (odd)."""
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
+            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+        return cls(spec.dim, kernel_size, spec.out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.in_proj(self.norm(x)).transpose(1, 2)  # (B, D, N)
+        return self.out_proj(self.act(self.conv(y)).transpose(1, 2))
