@@ -47,11 +47,11 @@ def build_model(
             model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
     except (TypeError, ValueError, AssertionError, RuntimeError, FileNotFoundError) as error:
         source = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
-        raise SurgeryError(f"model {name!r} with {source}: {_one_line(error)}") from error
+        raise SurgeryError(f"model {name!r} with {source}: {one_line(error)}") from error
     return model.eval()
 
 
-def _one_line(error: Exception, limit: int = 400) -> str:
+def one_line(error: Exception, limit: int = 400) -> str:
     """torch's load errors list every mismatched tensor on its own line; keep the first few on one."""
     text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
     return text if len(text) <= limit else f"{text[:limit]} ..."

@@ -16,9 +16,11 @@ Low entropy, high top mass and high Hoyer all say sparse.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,8 @@ class SiteSparsity:
     heads: dict[str, list[float]] = field(default_factory=dict)
     """metric -> one value per head."""
     rows: int = 0
+    attention: torch.Tensor | None = field(default=None, repr=False)
+    """Mean attention probabilities per head over all inputs, (H, N_q, N_k): the teacher's dependency map."""
 
     def mean(self, metric: str) -> float:
         values = self.heads[metric]
@@ -53,6 +57,7 @@ class _Rows(TorchFunctionMode):
         super().__init__()
         self.stack, self.top_fraction = stack, top_fraction
         self.sums: dict[str, torch.Tensor] = {}  # path -> (3, H) sums of the metrics
+        self.maps: dict[str, torch.Tensor] = {}  # path -> (H, N_q, N_k) sum of attention rows
         self.rows: dict[str, int] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -69,6 +74,8 @@ class _Rows(TorchFunctionMode):
         rows = probs.reshape(-1, *probs.shape[-3:]) if probs.dim() >= 4 else probs.unsqueeze(1)  # (B, H, N, N)
         values = torch.stack(row_metrics(rows, self.top_fraction)).sum(dim=(1, 3))  # (3, H)
         self.sums[path] = self.sums.get(path, 0) + values
+        if path not in self.maps or self.maps[path].shape == rows.shape[1:]:  # the first shape seen (windows differ in count only)
+            self.maps[path] = self.maps.get(path, 0) + rows.sum(0)
         self.rows[path] = self.rows.get(path, 0) + rows.shape[0] * rows.shape[2]  # rows per head
 
 
@@ -115,5 +122,67 @@ def attention_sparsity(model: nn.Module, sites: list[str], batches: Iterable[tor
         if path not in mode.sums:
             raise ValueError(f"{path}: no attention rows seen (no softmax or scaled_dot_product_attention ran inside it)")
         means = mode.sums[path] / mode.rows[path]
-        results.append(SiteSparsity(path, {m: means[i].tolist() for i, m in enumerate(METRICS)}, mode.rows[path]))
+        attention = mode.maps[path] / mode.maps[path].sum(-1, keepdim=True).clamp_min(1e-12)
+        results.append(SiteSparsity(path, {m: means[i].tolist() for i, m in enumerate(METRICS)}, mode.rows[path], attention))
     return results
+
+
+def analyze(target: str | Path, batches: int = 4, batch_size: int = 64, top_fraction: float = 0.1) -> tuple[str, list[SiteSparsity]]:
+    """Sparsity of every attention site of a run's trained teacher, or a recipe's model, on the recipe's validation data.
+
+    Returns a description of the weights measured (trained, hub, or random) and one result per site.
+    """
+    from surgery.errors import SurgeryError
+    from surgery.models import build_model, example_input, input_size
+    from surgery.recipe import load_recipe
+    from surgery.runs import RunDir, load_run
+    from surgery.sites import find_sites
+
+    path = Path(target)
+    if path.is_dir():
+        recipe, model, weights = load_recipe(RunDir(path).recipe), load_run(path, "teacher"), f"the trained teacher of {path}"
+    else:
+        recipe = load_recipe(path)
+        checkpoint = str(recipe.model.checkpoint) if recipe.model.checkpoint else None
+        model = build_model(recipe.model.name, recipe.model.kwargs, pretrained=recipe.model.pretrained, checkpoint=checkpoint)
+        trained = recipe.model.pretrained or recipe.model.checkpoint is not None
+        weights = f"{recipe.model.name}, {'pretrained' if trained else 'random'} weights"
+    if recipe.data is None:
+        raise SurgeryError(f"{target}: the recipe has no data section to measure attention on")
+    size = input_size(model, recipe.model.input_size)
+    sites = [site.path for site in find_sites(model, example_input(model, size))]
+    images = validation_images(recipe, size, batches, batch_size)
+    return weights, attention_sparsity(model, sites, images, top_fraction)
+
+
+def validation_images(recipe, size: tuple[int, int, int], batches: int, batch_size: int) -> list[torch.Tensor]:
+    """The first `batches` batches of the recipe's validation split."""
+    from surgery.data import build_loaders
+
+    loader = build_loaders(recipe.data, size, batch_size, seed=recipe.seed).val
+    return [batch for batch, _ in itertools.islice(loader, batches)]
+
+
+def plot_sparsity(results: list[SiteSparsity], path: Path, title: str) -> None:
+    """One heatmap per measure, sites by heads (blank where a site has fewer heads)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = max(len(r.heads["entropy"]) for r in results)
+    figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 1 + 0.35 * len(results)), squeeze=False)
+    for ax, metric in zip(axes[0], METRICS):
+        grid = torch.full((len(results), heads), float("nan"))
+        for row, result in enumerate(results):
+            grid[row, : len(result.heads[metric])] = torch.tensor(result.heads[metric])
+        image = ax.imshow(grid.numpy(), aspect="auto", vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(metric)
+        ax.set_xlabel("head")
+        ax.set_yticks(range(len(results)), [r.path for r in results], fontsize=7)
+        figure.colorbar(image, ax=ax)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -101,3 +101,12 @@ def test_a_param_the_substitute_does_not_take_fails_validation(tmp_path, params,
 def test_an_unknown_substitute_lists_the_registered_ones():
     with pytest.raises(SurgeryError, match="known: bigru, bilstm, conv, identity, linear_attention, ssm"):
         rewrite("mamba2")
+
+
+def test_a_mixed_recipe_gives_each_layer_range_its_own_substitute():
+    rewrites = [{"select": {"layers": "0"}, "substitute": "bilstm"}, {"select": {"layers": "1"}, "substitute": "ssm", "params": {"state_size": 4}}]
+    data = {"name": "mixed", "model": {"name": "vit_tiny_patch16_224", "kwargs": KWARGS}, "rewrites": rewrites}
+    plan, _, student = plan_and_apply(recipe_from_data(data, []), "cpu")
+    assert [(step.site.path, step.substitute) for step in plan.steps] == [("blocks.0.attn", "bilstm"), ("blocks.1.attn", "ssm")]
+    assert [type(student.blocks[i].attn.current_substitute()).__name__ for i in (0, 1)] == ["MultiHeadBiLSTM", "SelectiveSSM"]
+    assert student.blocks[1].attn.current_substitute().state_size == 4

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from surgery.cli.analyze_cmd import analyze
 from surgery.cli.apply_cmd import apply
 from surgery.cli.bench_cmd import bench_command
 from surgery.cli.common import settings
@@ -29,6 +30,7 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
 app.command()(apply)
 app.command()(evaluate)
 app.command()(inspect)
+app.command()(analyze)
 app.command()(plan)
 app.command()(cost)
 app.command()(export)

@@ -14,7 +14,7 @@ from safetensors.torch import load_model, save_model
 
 from surgery.costing import price_models
 from surgery.data import check_folders
-from surgery.models import build_model, input_size
+from surgery.models import build_model, input_size, one_line
 from surgery.plan import plan
 from surgery.errors import SurgeryError
 from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe, load_recipe
@@ -168,5 +168,8 @@ def load_run(directory: str | Path, which: str = "student"):
         return teacher.requires_grad_(False)
     student = apply(teacher, plan(recipe, teacher))
     SurgeryRecord.from_json(json.loads(run.record.read_text())).restructure(student)
-    load_model(student, str(run.student_weights), strict=True)
+    try:
+        load_model(student, str(run.student_weights), strict=True)
+    except RuntimeError as error:
+        raise SurgeryError(f"{run.student_weights}: does not fit the student rebuilt from the run's record (written by another version?): {one_line(error)}") from error
     return student.eval()
