@@ -1,10 +1,10 @@
 """ONNX export of a model, with the checks every export must pass.
 
-The TorchScript exporter (`dynamo=False`) maps each `nn.LSTM` to one native
-ONNX `LSTM` node, which ONNX Runtime runs as a fused kernel; an export that
+The TorchScript exporter (`dynamo=False`) maps each `nn.LSTM` (`nn.GRU`) to one native
+ONNX `LSTM` (`GRU`) node, which ONNX Runtime runs as a fused kernel; an export that
 unrolled the recurrence into per-step ops would be correct but not what is
-measured. So every export counts its `LSTM` nodes against the model's
-`nn.LSTM` modules, refuses loops, and compares ONNX Runtime with PyTorch.
+measured. So every export counts its recurrent nodes against the model's
+`nn.LSTM` and `nn.GRU` layers, refuses loops, and compares ONNX Runtime with PyTorch.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def export_onnx(
     model = model.eval()
     try:
         _write(model, input_size, staging, spec)
-        lstm_nodes = check_graph(onnx.load(str(staging)), count_lstms(model))
+        lstm_nodes = check_graph(onnx.load(str(staging)), count_recurrences(model))
         diff = check_parity(model, staging, input_size, spec.atol, batches=(1, 3) if spec.dynamic_batch else (1,))
         os.replace(staging, path)
     finally:
@@ -112,27 +112,32 @@ def _write(model: nn.Module, input_size: tuple[int, int, int], path: Path, spec:
         )
 
 
-def count_lstms(model: nn.Module) -> int:
-    """ONNX `LSTM` nodes an export of `model` must hold: one per layer of each `nn.LSTM` (a bidirectional
-    layer is one node with `direction="bidirectional"`)."""
-    return sum(m.num_layers for m in model.modules() if isinstance(m, nn.LSTM))
+def count_recurrences(model: nn.Module) -> dict[str, int]:
+    """Native ONNX recurrent nodes an export must hold, by op type: one per layer of each `nn.LSTM` / `nn.GRU`."""
+    return {op: sum(m.num_layers for m in model.modules() if isinstance(m, kind)) for op, kind in _RECURRENT.items()}
+
+
+_RECURRENT = {"LSTM": nn.LSTM, "GRU": nn.GRU}
 
 
 def lstm_nodes(graph: onnx.ModelProto) -> int:
     return sum(node.op_type == "LSTM" for node in graph.graph.node)
 
 
-def check_graph(graph: onnx.ModelProto, expected_lstms: int) -> int:
-    """Validate the ONNX model; the recurrences must be native `LSTM` nodes, one per `nn.LSTM`, and no loops."""
+def check_graph(graph: onnx.ModelProto, expected: int | dict[str, int]) -> int:
+    """Validate the ONNX model; recurrences must be native `LSTM` / `GRU` nodes, one per module layer, and no loops.
+
+    `expected` is the LSTM count alone or the counts by op type; returns the LSTM nodes found.
+    """
     onnx.checker.check_model(graph)
-    loops = sorted({node.op_type for node in graph.graph.node} & LOOP_OPS)
-    found = lstm_nodes(graph)
-    if loops or found != expected_lstms:
-        raise SurgeryError(
-            f"ONNX export unrolled the recurrence: {found} LSTM nodes for {expected_lstms} nn.LSTM modules"
-            + (f", loops {', '.join(loops)}" if loops else "")
-        )
-    return found
+    expected = expected if isinstance(expected, dict) else {"LSTM": expected}
+    ops = [node.op_type for node in graph.graph.node]
+    loops = sorted(set(ops) & LOOP_OPS)
+    found = {op: ops.count(op) for op in expected}
+    if loops or found != expected:
+        counts = ", ".join(f"{found[op]} {op} nodes for {expected[op]} nn.{op} layers" for op in expected)
+        raise SurgeryError(f"ONNX export unrolled the recurrence: {counts}" + (f", loops {', '.join(loops)}" if loops else ""))
+    return found["LSTM"]
 
 
 def check_parity(

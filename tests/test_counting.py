@@ -52,7 +52,7 @@ def test_bilstm_recurrent_macs_are_analytic(device: str) -> None:
         module = MultiHeadBiLSTM(dim=6, hidden_sizes=((3, 1), (2, 5)), head_dim=3)
     batch, tokens = 2, 7
     counts = count(module, (tokens, 6), batch=batch)
-    per_lstm = [counts.module_macs(f"{direction}_lstms.{h}") for h in range(2) for direction in ("forward", "backward")]
+    per_lstm = [counts.module_macs(f"{direction}_rnns.{h}") for h in range(2) for direction in ("forward", "backward")]
     assert per_lstm == [batch * tokens * 4 * h * (3 + h) for h in (3, 1, 2, 5)]
     projections = batch * tokens * (6 * 6 + 11 * 6)
     assert counts.macs == lstm_macs(batch, tokens, module) + projections
