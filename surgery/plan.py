@@ -15,7 +15,7 @@ from far_modules import SiteSpec, UnknownNameError, build_substitute
 from surgery.errors import SurgeryError
 from surgery.models import example_input, input_size
 from surgery.recipe.schema import Recipe
-from surgery.select import EmptySelection, select
+from surgery.select import EmptySelection, Sparsity, SparsityUnknown, select
 from surgery.sites import Site, find_sites
 from surgery.token_order import TokenOrder
 
@@ -46,8 +46,10 @@ class Plan:
         return [step.site.path for step in self.steps]
 
 
-def plan(recipe: Recipe, model: nn.Module) -> Plan:
+def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> Plan:
     """Find and select the sites of `model` (built from `recipe.model`) and check every substitute.
+
+    `sparsity` (site path -> measure -> value) is needed by selectors that rank sites by it.
 
     Example:
         >>> from surgery import build_model, load_recipe
@@ -58,9 +60,11 @@ def plan(recipe: Recipe, model: nn.Module) -> Plan:
     size = input_size(model, recipe.model.input_size)
     sites = find_sites(model, example_input(model, size))
     try:
-        chosen = select(sites, recipe.rewrites)
+        chosen = select(sites, recipe.rewrites, sparsity)
     except EmptySelection as error:
         raise _located(recipe, ("rewrites", error.rewrite_index, "select"), str(error)) from error
+    except SparsityUnknown as error:
+        raise _located(recipe, ("rewrites", error.rewrite_index, "select", "sparsity"), str(error)) from error
     steps = tuple(_step(recipe, model, site, index) for site, index in chosen)
     return Plan(recipe.model.name, size, recipe.seed, tuple(sites), steps)
 

@@ -13,6 +13,7 @@ from surgery.recipe.schema import (
     Recipe,
     Rewrite,
     Selector,
+    SparsityCriterion,
     recipe_json_schema,
     recipe_json_schema_text,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Recipe",
     "Rewrite",
     "Selector",
+    "SparsityCriterion",
     "Stage",
     "SyntheticData",
     "TrainingStage",

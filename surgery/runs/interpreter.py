@@ -14,9 +14,9 @@ from safetensors.torch import load_model, save_model
 
 from surgery.costing import price_models
 from surgery.data import check_folders
-from surgery.models import build_model, input_size, one_line
-from surgery.plan import plan
 from surgery.errors import SurgeryError
+from surgery.models import build_model, example_input, input_size, one_line
+from surgery.plan import plan
 from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe, load_recipe
 from surgery.rewrite import apply
 from surgery.runs.record import SurgeryRecord
@@ -24,6 +24,8 @@ from surgery.runs.report import write_report
 from surgery.runs.rundir import RunDir, prepare_run_dir
 from surgery.runs.stages import run_stage
 from surgery.runs.state import RunState
+from surgery.sites import find_sites
+from surgery.sparsity import METRICS, attention_sparsity, validation_images
 from surgery.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -97,9 +99,20 @@ def _rewrite(state: RunState) -> None:
     state.teacher.requires_grad_(False)
     if state.ctx.is_main and not state.run.teacher_weights.exists():
         save_model(state.teacher, str(state.run.teacher_weights))
-    state.plan = plan(state.recipe, state.teacher)
+    sparsity = _measure_sparsity(state) if any(r.select.sparsity for r in state.recipe.rewrites) else None
+    state.plan = plan(state.recipe, state.teacher, sparsity)
     state.student = apply(state.teacher, state.plan)
-    state.record = SurgeryRecord.of(state.student, list(state.plan.steps))
+    state.record = SurgeryRecord.of(state.student, list(state.plan.steps), sparsity)
+
+
+def _measure_sparsity(state: RunState) -> dict[str, dict[str, float]]:
+    """Attention sparsity of every site of the (trained) teacher on validation data, for sparsity selectors."""
+    if state.recipe.data is None:
+        raise SurgeryError("a selector ranks sites by attention sparsity, which needs the recipe's data section")
+    teacher = state.teacher.eval()
+    sites = [site.path for site in find_sites(teacher, example_input(teacher, state.input_size))]
+    images = [batch.to(state.ctx.device) for batch in validation_images(state.recipe, state.input_size, batches=4, batch_size=64)]
+    return {result.path: {m: result.mean(m) for m in METRICS} for result in attention_sparsity(teacher, sites, images)}
 
 
 def _stage_done(state: RunState, index: int) -> None:
@@ -133,7 +146,7 @@ def _resume_point(state: RunState) -> tuple[int, dict | None]:
 
 
 def _rebuild_student(state: RunState, record: SurgeryRecord, weights: dict) -> None:
-    state.plan = plan(state.recipe, state.teacher)
+    state.plan = plan(state.recipe, state.teacher, record.sparsity)
     state.student = apply(state.teacher, state.plan)
     record.restructure(state.student)
     state.student.load_state_dict(weights, strict=True)
@@ -166,8 +179,9 @@ def load_run(directory: str | Path, which: str = "student"):
     load_model(teacher, str(run.teacher_weights), strict=True)
     if which == "teacher":
         return teacher.requires_grad_(False)
-    student = apply(teacher, plan(recipe, teacher))
-    SurgeryRecord.from_json(json.loads(run.record.read_text())).restructure(student)
+    record = SurgeryRecord.from_json(json.loads(run.record.read_text()))
+    student = apply(teacher, plan(recipe, teacher, record.sparsity))
+    record.restructure(student)
     try:
         load_model(student, str(run.student_weights), strict=True)
     except RuntimeError as error:

@@ -22,10 +22,13 @@ class SurgeryRecord:
     """Sites replaced, with what, and each substitute's current structure."""
 
     sites: list[dict[str, Any]] = field(default_factory=list)
+    sparsity: dict[str, dict[str, float]] | None = None
+    """The attention sparsity the selection was ranked by, so a replay selects the same sites without measuring."""
 
     @classmethod
-    def of(cls, student: nn.Module, steps: list) -> SurgeryRecord:
-        record = cls([{"path": s.site.path, "substitute": s.substitute, "params": s.params, "config": None} for s in steps])
+    def of(cls, student: nn.Module, steps: list, sparsity: dict[str, dict[str, float]] | None = None) -> SurgeryRecord:
+        sites = [{"path": s.site.path, "substitute": s.substitute, "params": s.params, "config": None} for s in steps]
+        record = cls(sites, sparsity)
         record.update(student)
         return record
 
@@ -45,11 +48,11 @@ class SurgeryRecord:
                 adapter.replace_substitute(rebuilt.to(device=reference.device, dtype=reference.dtype))
 
     def to_json(self) -> dict[str, Any]:
-        return {"sites": self.sites}
+        return {"sites": self.sites, **({"sparsity": self.sparsity} if self.sparsity is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SurgeryRecord:
-        return cls(list(data["sites"]))
+        return cls(list(data["sites"]), data.get("sparsity"))
 
 
 def _adapter(student: nn.Module, path: str) -> SiteAdapter:
