@@ -110,3 +110,18 @@ def test_a_mixed_recipe_gives_each_layer_range_its_own_substitute():
     assert [(step.site.path, step.substitute) for step in plan.steps] == [("blocks.0.attn", "bilstm"), ("blocks.1.attn", "ssm")]
     assert [type(student.blocks[i].attn.current_substitute()).__name__ for i in (0, 1)] == ["MultiHeadBiLSTM", "SelectiveSSM"]
     assert student.blocks[1].attn.current_substitute().state_size == 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_cost_model_sees_what_each_substitute_declares(name):
+    from hwmodel import Product, Recurrence
+    from surgery.costing import workload_of
+
+    plan, _, student = rewrite(name)
+    work = workload_of(student, plan.selected_paths, plan.input_size)
+    kind = get_substitute(name).cost_kind
+    assert bool(work.of_kind(Product)) == (kind == "activation_products")  # crossbars written per input only for these
+    if kind in ("weights", "none"):
+        assert not work.of_kind(Recurrence)
+    if name in ("bilstm", "bigru"):  # native recurrences; ssm's scan is priced as the elementwise steps it runs
+        assert len(work.of_kind(Recurrence)) == 2 * 2 * 2  # blocks x heads x directions
