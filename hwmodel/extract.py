@@ -43,7 +43,7 @@ class _ValueProp(ShapeProp):
 def _is_plain(value: object) -> bool:
     if isinstance(value, (tuple, list)):
         return len(value) <= 8 and all(_is_plain(v) for v in value)
-    return isinstance(value, (int, float, bool)) and not isinstance(value, torch.Tensor)
+    return isinstance(value, (int, float, bool))
 
 
 def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Workload:

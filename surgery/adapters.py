@@ -1,17 +1,16 @@
 """The site adapter gives a sequence substitute the call contract of the module it replaces.
 
 A substitute maps (B, N, C) -> (B, N, C). The adapter accepts the replaced
-module's whole call (its forward signature), turns 2-D inputs into token
-sequences and back, reads the sequence in the recipe's token order, keeps only
-the class token where the replaced module returned only that, rewrites a block
-that computes attention inline around it (`surgery.inline`), downsamples the
-grid where the replaced module is strided (with its own pooling layer when it
-has one), and handles each
-extra argument by its role in the `SiteContract`. It keeps the replaced
-module's plain attributes (sizes, flags), which some blocks read off their
-attention. An argument without a role
-must be left at the replaced module's default: a value the substitute cannot
-honour is refused at run time, never dropped silently.
+module's whole call (its forward signature) and, as the site's `SiteContract`
+says: turns 2-D inputs into token sequences and back, reads the sequence in the
+recipe's token order, keeps only the class token where the replaced module
+returned only that, downsamples the grid where the replaced module is strided
+(with its own pooling layer when it has one), and rewrites a block that
+computes attention inline around the substitute (`surgery.inline`). It keeps
+the replaced module's plain attributes (sizes, flags), which some blocks read
+off their attention. Extra arguments are handled by their role; one without a
+role must be left at the replaced module's default: a value the substitute
+cannot honour is refused at run time, never dropped silently.
 """
 
 from __future__ import annotations
@@ -44,9 +43,7 @@ class SiteAdapter(nn.Module):
         if contract.inline_input is None:
             self.substitute = substitute
         else:  # the substitute lives inside the rewritten block, with the block's other weights
-            reference = next(replaced.parameters(), None)
-            example = torch.zeros(contract.inline_input, device=reference.device if reference is not None else "cpu")
-            self.block = inline_rewrite(copy.deepcopy(replaced), example, substitute)
+            self.block = inline_rewrite(copy.deepcopy(replaced), contract.inline_input, substitute)
         self.path = path
         self.order = order
         pool = getattr(replaced, "pool", None)
@@ -77,7 +74,7 @@ class SiteAdapter(nn.Module):
         if self.contract.layout == "channels_last":
             height, width = x.shape[1], x.shape[2]
             y = self._mix(x.flatten(1, 2), (height, width)).unflatten(1, (height, width))
-            return self._downsample(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) if self.contract.stride > 1 else y
+            return self._downsample(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         y = self._mix(x, grid)
         if self.contract.output == "class_token":
             return y[:, :1]

@@ -29,11 +29,12 @@ says how to get from one to the other, or why it cannot:
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
 from torch import nn
 
 Layout = Literal["tokens", "grouped_tokens", "channels_first", "channels_last"]
@@ -58,6 +59,13 @@ class CallShapes:
     """Shapes of the activation operands of the module's activation x activation products."""
     adds_input: bool = False
     """The module adds its own input back (a residual): it is a block computing attention inline."""
+
+
+def passed_arguments(module: nn.Module, args: tuple, kwargs: dict, differs: Callable[[object, object], bool]) -> tuple[str, ...]:
+    """Names of the arguments after the first whose value `differs` from the forward's default."""
+    bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    parameters = bound.signature.parameters
+    return tuple(name for name, value in list(bound.arguments.items())[1:] if differs(value, parameters[name].default))
 
 
 class ContractError(ValueError):
@@ -122,10 +130,8 @@ def _inline_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], ou
 
     if len(x) != 3 or out != x:
         raise ContractError(f"it computes attention inline in a block mapping {x} to {out}; only (B, N, C) blocks are rewritten")
-    reference = next(module.parameters(), None)
-    example = torch.zeros(x, device=reference.device if reference is not None else "cpu")
     try:
-        width, out_width = region_widths(module, example)
+        width, out_width = region_widths(module, x)
     except InlineAttentionError as error:
         raise ContractError(f"it computes attention inline in a block, and {error}") from error
     grid, prefix = _token_grid(model, module, x[1], roles)
@@ -155,9 +161,8 @@ def _token_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], out
         return SiteContract("tokens", "class_token", grid, prefix, roles, _changed(width, out[2]))
     if out[1] == tokens:
         return SiteContract("tokens", "same", grid, prefix, roles, _changed(width, out[2]))
-    declared = getattr(module, "stride", None)
-    stride = _stride(grid, (-(-grid[0] // declared), -(-grid[1] // declared))) if grid and isinstance(declared, int) and not prefix else None
-    if stride is None or (-(-grid[0] // stride)) * (-(-grid[1] // stride)) != out[1]:
+    stride = getattr(module, "stride", None)
+    if not (grid and not prefix and isinstance(stride, int) and stride > 1 and math.prod(_strided(grid, stride)) == out[1]):
         raise ContractError(
             f"it changes the sequence length from {tokens} to {out[1]} (pooling attention) and does not declare a stride over a "
             "raster token grid, so which tokens survive is unknown"
@@ -188,11 +193,13 @@ def _spatial_contract(
 
 
 def _stride(grid_in: tuple[int, int], grid_out: tuple[int, ...]) -> int | None:
-    """s when the output grid is the input grid taken every s-th row and column (ceil division, as strided ops do)."""
-    for stride in range(1, max(grid_in) + 1):
-        if tuple(-(-side // stride) for side in grid_in) == grid_out:
-            return stride
-    return None
+    """s when the output grid is the input grid taken every s-th row and column."""
+    return next((stride for stride in range(1, max(grid_in) + 1) if _strided(grid_in, stride) == grid_out), None)
+
+
+def _strided(grid: tuple[int, int], stride: int) -> tuple[int, int]:
+    """The grid every `stride`-th row and column leave (ceil division, as strided ops do)."""
+    return -(-grid[0] // stride), -(-grid[1] // stride)
 
 
 def _changed(width: int, out_width: int) -> int | None:

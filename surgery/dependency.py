@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from surgery.sparsity import SiteSparsity
+from surgery.models import input_size
+from surgery.recipe import load_recipe
+from surgery.sparsity import SiteSparsity, validation_images
 
 
 def saliency(module: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -82,24 +84,20 @@ def plot_dependency(teacher: SiteSparsity, student: torch.Tensor, path: Path, pr
     os.replace(staging, path)
 
 
-def dependency_maps(run: Path, batches: int = 1, batch_size: int = 16) -> list[Path]:
-    """PNG per replaced token-sequence site of a finished run, in `<run>/plots/dependency/`; returns their paths."""
+def dependency_maps(run: Path, teacher: list[SiteSparsity], batch_size: int = 16) -> list[Path]:
+    """PNG per replaced token-sequence site of a finished run, in `<run>/plots/dependency/`; returns their paths.
+
+    `teacher` is `surgery.sparsity.analyze` of the run: its attention maps are the teacher's side.
+    """
     from surgery.adapters import SiteAdapter
-    from surgery.errors import SurgeryError
-    from surgery.models import input_size
-    from surgery.recipe import load_recipe
     from surgery.runs import RunDir, load_run
-    from surgery.sparsity import attention_sparsity, validation_images
 
     directory = RunDir(Path(run))
-    recipe = load_recipe(directory.recipe)
-    if recipe.data is None:
-        raise SurgeryError(f"{run}: the run's recipe has no data section to draw dependencies on")
-    teacher, student = load_run(run, "teacher").eval(), load_run(run).eval()
+    recipe, student = load_recipe(directory.recipe), load_run(run).eval()
     adapters = {p: m for p, m in student.named_modules() if isinstance(m, SiteAdapter) and m.contract.layout == "tokens"}
-    images = validation_images(recipe, input_size(teacher, recipe.model.input_size), batches, batch_size)
+    images = validation_images(recipe, input_size(student, recipe.model.input_size), 1, batch_size)
     written = []
-    for attention in attention_sparsity(teacher, list(adapters), images):
+    for attention in (result for result in teacher if result.path in adapters):
         adapter = adapters[attention.path]
         student_map = saliency(adapter, site_inputs(student, attention.path, images))
         target = directory.root / "plots" / "dependency" / f"{attention.path}.png"

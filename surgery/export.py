@@ -120,10 +120,6 @@ def count_recurrences(model: nn.Module) -> dict[str, int]:
 _RECURRENT = {"LSTM": nn.LSTM, "GRU": nn.GRU}
 
 
-def lstm_nodes(graph: onnx.ModelProto) -> int:
-    return sum(node.op_type == "LSTM" for node in graph.graph.node)
-
-
 def check_graph(graph: onnx.ModelProto, expected: int | dict[str, int]) -> int:
     """Validate the ONNX model; recurrences must be native `LSTM` / `GRU` nodes, one per module layer, and no loops.
 

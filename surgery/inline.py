@@ -34,10 +34,12 @@ class InlineAttentionError(ValueError):
     """The block's attention region could not be isolated; the message says why."""
 
 
-def attention_region(block: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, fx.Node, fx.Node]:
-    """The block traced alone, and the first and last node of its attention region."""
+def attention_region(block: nn.Module, input_shape: tuple[int, ...]) -> tuple[fx.GraphModule, fx.Node, fx.Node]:
+    """The block traced alone for a (B, N, C) input of `input_shape`, and the first and last node of its attention region."""
     from surgery.sites import activation_products, contraction_operands
 
+    reference = next(block.parameters(), None)
+    example = torch.zeros(input_shape, device=reference.device if reference is not None else "cpu")
     graph_module = trace(block)
     propagate_shapes(graph_module, example)
     products = activation_products(graph_module)
@@ -60,15 +62,15 @@ def attention_region(block: nn.Module, example: torch.Tensor) -> tuple[fx.GraphM
     return graph_module, max(starts, key=order.__getitem__), end
 
 
-def region_widths(block: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+def region_widths(block: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
     """(C, C'): the width the substitute reads and the width it must produce."""
-    _, start, end = attention_region(block, example)
+    _, start, end = attention_region(block, input_shape)
     return shape_of(start)[-1], shape_of(end)[-1]
 
 
-def inline_rewrite(block: nn.Module, example: torch.Tensor, substitute: nn.Module) -> fx.GraphModule:
+def inline_rewrite(block: nn.Module, input_shape: tuple[int, ...], substitute: nn.Module) -> fx.GraphModule:
     """`block` as a GraphModule whose attention region is replaced by `substitute`; its other weights are kept."""
-    graph_module, start, end = attention_region(block, example)
+    graph_module, start, end = attention_region(block, input_shape)
     graph = graph_module.graph
     graph_module.add_submodule(SUBSTITUTE, substitute)
     with graph.inserting_after(end):

@@ -13,24 +13,16 @@ passed with non-default values.
 
 from __future__ import annotations
 
-import inspect
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
-from surgery.contracts import CallShapes
-
-_CONTRACTIONS = {
-    torch.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention,
-    torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm, operator.matmul,
-}
-
+from surgery import contractions
+from surgery.contracts import CallShapes, passed_arguments
 
 @dataclass
 class ProbedCall:
@@ -73,7 +65,7 @@ class _Dataflow(TorchFunctionMode):
             for value in tree_leaves(result):
                 if isinstance(value, torch.Tensor):
                     self.tag(value)
-            if func in _CONTRACTIONS and self.stack:
+            if func in contractions.CALLABLES and self.stack:
                 operands = [value for value in (inputs[1:] if func is torch.einsum else inputs[:3]) if self.is_tagged(value)]
                 if len(operands) >= 2:
                     call = self.calls[self.stack[-1]]
@@ -113,7 +105,7 @@ def _enter(path: str, stack: list[str], calls: dict[str, _Call], mode: _Dataflow
         stack.append(path)
         if path not in calls:  # the first call describes the site
             first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-            calls[path] = _Call(tuple(first.shape) if first is not None else None, _passed_arguments(module, args, kwargs))
+            calls[path] = _Call(tuple(first.shape) if first is not None else None, passed_arguments(module, args, kwargs, _differs))
 
     return hook
 
@@ -127,14 +119,5 @@ def _leave(stack: list[str], calls: dict[str, _Call]):
     return hook
 
 
-def _passed_arguments(module: nn.Module, args: tuple, kwargs: dict) -> tuple[str, ...]:
-    """Names of the arguments after the first whose values differ from the forward's defaults."""
-    try:
-        bound = inspect.signature(module.forward).bind(*args, **kwargs)
-    except TypeError:
-        return ()
-    parameters = bound.signature.parameters
-    return tuple(
-        name for name, value in list(bound.arguments.items())[1:]
-        if isinstance(value, torch.Tensor) or value != parameters[name].default
-    )
+def _differs(value: object, default: object) -> bool:
+    return isinstance(value, torch.Tensor) or value != default

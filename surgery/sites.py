@@ -17,14 +17,11 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from hwmodel.dataflow import activation_nodes
-from surgery.contracts import CallShapes, ContractError, SiteContract, read_contract
+from surgery import contractions
+from surgery.contracts import CallShapes, ContractError, SiteContract, passed_arguments, read_contract
 from surgery.errors import SurgeryError
 from surgery.probe import probe
 from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
-
-_CONTRACTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.baddbmm, torch.einsum, F.scaled_dot_product_attention}
-_CONTRACTION_METHODS = {"matmul", "bmm", "baddbmm", "__matmul__"}
-
 
 
 @dataclass(frozen=True)
@@ -131,8 +128,8 @@ def _products_by_owner(graph_module: fx.GraphModule) -> dict[str, list[fx.Node]]
 
 def _is_contraction(node: fx.Node) -> bool:
     if node.op == "call_function":
-        return node.target in _CONTRACTIONS
-    return node.op == "call_method" and node.target in _CONTRACTION_METHODS
+        return node.target in contractions.FUNCTIONS
+    return node.op == "call_method" and node.target in contractions.METHODS
 
 
 def _activation_operands(node: fx.Node, carries: set[fx.Node]) -> int:
@@ -192,13 +189,7 @@ def _width_and_length(shape: tuple[int, ...] | None, contract: SiteContract | No
 
 def _extra_inputs(call: fx.Node, module: nn.Module) -> tuple[str, ...]:
     """Names of the call's arguments after the first that are not left at the forward's defaults."""
-    bound = inspect.signature(module.forward).bind(*call.args, **call.kwargs)
-    parameters = bound.signature.parameters
-    return tuple(
-        name
-        for name, value in list(bound.arguments.items())[1:]
-        if _differs(value, parameters[name].default)
-    )
+    return passed_arguments(module, call.args, call.kwargs, _differs)
 
 
 def _differs(value: object, default: object) -> bool:

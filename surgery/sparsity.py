@@ -27,6 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from surgery.data import build_loaders
+from surgery.errors import SurgeryError
+from surgery.models import build_model, example_input, input_size
+from surgery.recipe import Recipe, load_recipe
+from surgery.sites import find_sites
+
 _SOFTMAX = {torch.softmax, F.softmax, torch.Tensor.softmax}
 METRICS = ("entropy", "top_mass", "hoyer")
 
@@ -132,11 +138,7 @@ def analyze(target: str | Path, batches: int = 4, batch_size: int = 64, top_frac
 
     Returns a description of the weights measured (trained, hub, or random) and one result per site.
     """
-    from surgery.errors import SurgeryError
-    from surgery.models import build_model, example_input, input_size
-    from surgery.recipe import load_recipe
     from surgery.runs import RunDir, load_run
-    from surgery.sites import find_sites
 
     path = Path(target)
     if path.is_dir():
@@ -147,18 +149,23 @@ def analyze(target: str | Path, batches: int = 4, batch_size: int = 64, top_frac
         model = build_model(recipe.model.name, recipe.model.kwargs, pretrained=recipe.model.pretrained, checkpoint=checkpoint)
         trained = recipe.model.pretrained or recipe.model.checkpoint is not None
         weights = f"{recipe.model.name}, {'pretrained' if trained else 'random'} weights"
+    return weights, measure_sites(model, recipe, input_size(model, recipe.model.input_size), batches, batch_size, top_fraction)
+
+
+def measure_sites(
+    model: nn.Module, recipe: Recipe, size: tuple[int, int, int], batches: int = 4, batch_size: int = 64, top_fraction: float = 0.1
+) -> list[SiteSparsity]:
+    """Sparsity of every site of `model` on the first `batches` validation batches of `recipe`'s data."""
     if recipe.data is None:
-        raise SurgeryError(f"{target}: the recipe has no data section to measure attention on")
-    size = input_size(model, recipe.model.input_size)
+        raise SurgeryError(f"recipe {recipe.name!r} has no data section to measure attention sparsity on")
     sites = [site.path for site in find_sites(model, example_input(model, size))]
-    images = validation_images(recipe, size, batches, batch_size)
-    return weights, attention_sparsity(model, sites, images, top_fraction)
+    device = next(model.parameters()).device
+    images = [batch.to(device) for batch in validation_images(recipe, size, batches, batch_size)]
+    return attention_sparsity(model, sites, images, top_fraction)
 
 
-def validation_images(recipe, size: tuple[int, int, int], batches: int, batch_size: int) -> list[torch.Tensor]:
+def validation_images(recipe: Recipe, size: tuple[int, int, int], batches: int, batch_size: int) -> list[torch.Tensor]:
     """The first `batches` batches of the recipe's validation split."""
-    from surgery.data import build_loaders
-
     loader = build_loaders(recipe.data, size, batch_size, seed=recipe.seed).val
     return [batch for batch, _ in itertools.islice(loader, batches)]
 

@@ -26,11 +26,12 @@ import torch
 TokenOrder = Literal["raster", "snake", "column", "multiscan"]
 TOKEN_ORDERS: tuple[TokenOrder, ...] = ("raster", "snake", "column", "multiscan")
 
-Sequence = Callable[[torch.Tensor], torch.Tensor]
+Mixer = Callable[[torch.Tensor], torch.Tensor]
+"""A substitute: (B, N, C) tokens in, (B, N, C') out."""
 
 
 def in_order(
-    substitute: Sequence, tokens: torch.Tensor, order: TokenOrder, grid: tuple[int, int] | None, prefix: int = 0
+    substitute: Mixer, tokens: torch.Tensor, order: TokenOrder, grid: tuple[int, int] | None, prefix: int = 0
 ) -> torch.Tensor:
     """`substitute` applied to (B, prefix + h·w, C) raster `tokens` read in `order`; output in raster order."""
     if order == "raster":

@@ -39,7 +39,7 @@ def analyze(
     weights, results = analyze_sparsity(target, batches, batch_size, top_fraction)
     if plot is not None:
         plot_sparsity(results, plot, f"attention sparsity: {weights}")
-    written = dependency_maps(Path(target), batches=1, batch_size=min(batch_size, 16)) if maps else []
+    written = dependency_maps(Path(target), results, batch_size=min(batch_size, 16)) if maps else []
     if as_json:
         print_json({"weights": weights, "sites": [r.to_json() for r in results], "maps": [str(p) for p in written]})
         return

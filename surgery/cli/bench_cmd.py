@@ -95,8 +95,6 @@ def _run_dir(target: str, run: Path | None) -> Path | None:
 
 
 def _emulate_pruning(models: Models, keep_ratio: float) -> Models:
-    if keep_ratio <= 0:
-        raise SurgeryError(f"--keep-ratio must be in (0, 1], got {keep_ratio}")
     try:
         student = shrink_uniformly(copy.deepcopy(models.student), keep_ratio)
     except ValueError as error:

@@ -15,7 +15,7 @@ from safetensors.torch import load_model, save_model
 from surgery.costing import price_models
 from surgery.data import check_folders
 from surgery.errors import SurgeryError
-from surgery.models import build_model, example_input, input_size, one_line
+from surgery.models import build_model, input_size, one_line
 from surgery.plan import plan
 from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe, load_recipe
 from surgery.rewrite import apply
@@ -24,8 +24,7 @@ from surgery.runs.report import write_report
 from surgery.runs.rundir import RunDir, prepare_run_dir
 from surgery.runs.stages import run_stage
 from surgery.runs.state import RunState
-from surgery.sites import find_sites
-from surgery.sparsity import METRICS, attention_sparsity, validation_images
+from surgery.sparsity import METRICS, measure_sites
 from surgery.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -107,12 +106,8 @@ def _rewrite(state: RunState) -> None:
 
 def _measure_sparsity(state: RunState) -> dict[str, dict[str, float]]:
     """Attention sparsity of every site of the (trained) teacher on validation data, for sparsity selectors."""
-    if state.recipe.data is None:
-        raise SurgeryError("a selector ranks sites by attention sparsity, which needs the recipe's data section")
-    teacher = state.teacher.eval()
-    sites = [site.path for site in find_sites(teacher, example_input(teacher, state.input_size))]
-    images = [batch.to(state.ctx.device) for batch in validation_images(state.recipe, state.input_size, batches=4, batch_size=64)]
-    return {result.path: {m: result.mean(m) for m in METRICS} for result in attention_sparsity(teacher, sites, images)}
+    results = measure_sites(state.teacher.eval(), state.recipe, state.input_size)
+    return {result.path: {m: result.mean(m) for m in METRICS} for result in results}
 
 
 def _stage_done(state: RunState, index: int) -> None:
