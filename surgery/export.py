@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from surgery.errors import SurgeryError
-from surgery.models import input_size as model_input_size
+from surgery.models import input_size as model_input_size, one_line
 from surgery.recipe import Recipe, load_recipe
 from surgery.recipe.schema import ExportSpec
 from surgery.runs import RunDir, load_run
@@ -147,7 +147,10 @@ def check_parity(
         x = torch.randn(batch, *input_size, generator=generator)
         with torch.no_grad():
             expected = model(x).numpy()
-        got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+        try:
+            got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+        except Exception as error:  # onnxruntime raises its own pybind types (Fail, RuntimeException, ...)
+            raise SurgeryError(f"{path.name}: ONNX Runtime cannot run the export at batch {batch}: {one_line(error)}") from error
         diff = max(diff, float(np.abs(got - expected).max()))
     if diff > atol:
         raise SurgeryError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.3g} > export.atol {atol:g}")

@@ -112,6 +112,15 @@ def test_a_parity_failure_is_an_error(models, exported):
         check_parity(changed, exported.path, models.input_size, 1e-4)
 
 
+def test_an_export_onnx_runtime_cannot_run_is_an_error_not_a_crash(models, exported, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : broadcast")
+
+    monkeypatch.setattr(ort.InferenceSession, "run", refuse)
+    with pytest.raises(SurgeryError, match="ONNX Runtime cannot run the export at batch 1: .*broadcast"):
+        check_parity(models.student, exported.path, models.input_size, atol=1e-4)
+
+
 def test_an_existing_file_is_kept_without_force(models, exported):
     with pytest.raises(SurgeryError, match="already exists"):
         export_onnx(models.student, models.input_size, exported.path)
