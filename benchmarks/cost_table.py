@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from torch import nn
 
 from hwmodel import Estimate, Product, Recurrence, Workload, estimate
-from surgery.costing import price_models, workload_of
+from surgery.measure.costing import price_models, workload_of
 from surgery.recipe import Recipe, recipe_from_data
 from surgery.recipe.hardware import resolve_hardware
-from surgery.summary import plan_and_apply
+from surgery.rewrite.student import plan_and_build
 
 POLICIES = ("write", "digital")
 SITE = "blocks.0.attn"
@@ -42,7 +42,7 @@ def _configs(model: str, sizes: list[int], preset: str) -> Iterator[tuple[list[s
     """Plan and apply once per image size, then price under each policy."""
     for size in sizes:
         data = {"name": "cost_table", "model": {"name": model, "kwargs": {"img_size": size}}, "rewrites": [{}]}
-        plan, teacher, student = plan_and_apply(recipe_from_data(data), "meta")
+        plan, teacher, student = plan_and_build(recipe_from_data(data), "meta")
         work = [workload_of(m, plan.selected_paths, plan.input_size) for m in (teacher, student)]
         for policy in POLICIES:
             recipe = recipe_from_data(data, [f"hardware.policy={policy}", f"hardware.preset={preset}"])

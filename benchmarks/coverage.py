@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from surgery.coverage import FAMILIES, FamilyResult, check_families, coverage
+from surgery.analyze.coverage import FAMILIES, FamilyResult, check_families, coverage
 
 
 def markdown(results: list[FamilyResult]) -> str:

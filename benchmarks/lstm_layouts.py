@@ -30,8 +30,8 @@ from timm.layers import Attention
 from torch import nn
 
 from far_modules import MultiHeadBiLSTM, SiteSpec
-from surgery.bench import _one_thread, ort_session, time_alternating
-from surgery.export import export_onnx
+from surgery.deploy.bench import _one_thread, ort_session, time_alternating
+from surgery.deploy.export import export_onnx
 from surgery.recipe.schema import ExportSpec
 
 

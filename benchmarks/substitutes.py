@@ -9,7 +9,7 @@ finetune stage alone (its budget is smaller by construction).
 
 Then the seed paper's claim ("From Sparsity to Simplicity": sparse layers
 replace with a smaller drop): the teacher's sites are ranked by attention
-entropy on validation data (`surgery.sparsity`), and `bilstm` replaces the
+entropy on validation data (`surgery.detect.sparsity`), and `bilstm` replaces the
 sparsest half, then the densest half, with the same budget.
 
     python benchmarks/substitutes.py --out benchmarks/substitutes.md
@@ -27,9 +27,10 @@ from pathlib import Path
 import yaml
 
 from far_modules import substitute_names
+from surgery.analyze import analyze
 from surgery.recipe import recipe_from_data
 from surgery.runs import RunDir, apply_recipe
-from surgery.sparsity import analyze
+from surgery.targets import resolve_target
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
 
@@ -60,7 +61,7 @@ def student_run(name: str, teacher: Path, workdir: Path, sites: list[str] | None
 
 def halves(teacher: Path, workdir: Path) -> tuple[list[dict], list[dict]]:
     """Sites ranked by attention entropy (sparsest first), then bilstm on the sparsest and on the densest half."""
-    _, ranked = analyze(teacher)
+    _, ranked = analyze(resolve_target(str(teacher), accepts=("run",)))
     ranked.sort(key=lambda result: result.mean("entropy"))
     half = len(ranked) // 2
     sparse, dense = [r.path for r in ranked[:half]], [r.path for r in ranked[-half:]]

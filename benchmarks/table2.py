@@ -24,9 +24,10 @@ import matplotlib.pyplot as plt
 from torch import nn
 
 from far_modules import shrink_uniformly
-from surgery.bench import BenchRow, BenchSettings, bench
-from surgery.export import models_from_recipe, models_from_run
+from surgery.deploy.bench import BenchRow, BenchSettings, bench
+from surgery.deploy.export import models_from_recipe, models_from_run
 from surgery.recipe import recipe_from_data
+from surgery.runs import RunDir
 
 SCALES = {"tiny": "deit_tiny_patch16_224", "small": "deit_small_patch16_224", "base": "deit_base_patch16_224"}
 
@@ -41,7 +42,7 @@ def scale_models(scale: str, keep: float, pruned_run: Path | None) -> dict[str, 
 
 def run_student(run: Path, model_name: str) -> nn.Module:
     """The pruned student of a finished run, which must have started from the scale's model."""
-    trained = models_from_run(run)
+    trained = models_from_run(RunDir(run))
     if trained.name != model_name:
         raise SystemExit(f"--pruned-run {run} started from {trained.name}, not {model_name}: give the run of that scale")
     return trained.student

@@ -24,8 +24,6 @@ from hwmodel.modules import classify_module
 from hwmodel.record import record_call
 from hwmodel.workload import Workload
 
-
-
 PLAIN = "plain_value"
 """node.meta key of a node's value when it is plain Python data (a feature-map size, say), not a tensor."""
 

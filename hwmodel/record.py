@@ -23,6 +23,7 @@ from hwmodel.calls import Draft, Operand, classify_call
 from hwmodel.dataflow import RecurrentShapes
 from hwmodel.modules import classify_module, is_primitive
 
+
 def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: Builder, incoming: Frontier) -> Frontier:
     """Append the ops of `module(*args, **kwargs)` to `builder`; `Operand`s in the arguments stand for tensors."""
     recorder = _Recorder(module, path, builder)

@@ -1,55 +1,54 @@
 """surgery: declarative attention replacement for timm transformers.
 
-The public face: load a recipe, build its model, `plan` the surgery (no
-mutation), `apply` it to get the student, `count` what changed.
+The public face, in the order of the pipeline: load a recipe, build its
+model, find its attention sites, `plan` the surgery (nothing is mutated),
+`build_student` from the plan, `count` and `price_models` what changed;
+`apply_recipe` runs a whole recipe (`surgery apply`), `load_run` rebuilds a
+finished run, `export_onnx` writes a model for deployment. The subpackages
+(`graph`, `detect`, `rewrite`, `measure`, `train`, `runs`, `deploy`,
+`analyze`) hold the rest.
 
 Example:
     >>> import surgery
     >>> recipe = surgery.load_recipe("recipes/deit_far.yaml")
     >>> teacher = surgery.build_model(recipe.model.name, device="meta")
-    >>> student = surgery.apply(teacher, surgery.plan(recipe, teacher))
+    >>> student = surgery.build_student(teacher, surgery.plan(recipe, teacher))
 """
 
-from surgery.costing import CostReport, price_models
-from surgery.counting import Counts, count
+from surgery.deploy.export import ExportResult, export_onnx
+from surgery.detect.sites import Site, find_sites
 from surgery.errors import Location, Problem, RecipeError, SurgeryError
-from surgery.models import build_model, check_model_name, input_size
-from surgery.plan import Plan, Step, plan
+from surgery.measure.costing import CostReport, price_models
+from surgery.measure.counting import Counts, count
+from surgery.models import build_model, input_size
 from surgery.recipe import Recipe, check_recipe, load_recipe
-from surgery.rewrite import apply
-from surgery.runs import apply_recipe, load_run
-from surgery.select import select
-from surgery.sites import Site, activation_products, find_sites
-from surgery.tracing import trace
-
-load = load_run
-"""`surgery.load(DIR)`: a finished run's student, rebuilt from the timm model, the surgery record and safetensors."""
+from surgery.rewrite.plan import Plan, Step, plan
+from surgery.rewrite.student import build_student
+from surgery.runs import RunDir, apply_recipe, load_run
 
 __all__ = [
     "CostReport",
     "Counts",
+    "ExportResult",
     "Location",
     "Plan",
     "Problem",
     "Recipe",
     "RecipeError",
+    "RunDir",
     "Site",
     "Step",
     "SurgeryError",
-    "activation_products",
-    "apply",
     "apply_recipe",
     "build_model",
-    "check_model_name",
+    "build_student",
     "check_recipe",
     "count",
+    "export_onnx",
     "find_sites",
     "input_size",
-    "load",
-    "load_run",
     "load_recipe",
+    "load_run",
     "plan",
     "price_models",
-    "select",
-    "trace",
 ]

@@ -7,11 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surgery.coverage import FAMILIES
+from surgery.analyze.coverage import FAMILIES
 from surgery.errors import SurgeryError
 from surgery.models import example_input
 from surgery.recipe import recipe_from_data
-from surgery.summary import plan_and_apply
+from surgery.rewrite.student import plan_and_build
 
 BY_FAMILY = {family.family: family for family in FAMILIES}
 
@@ -22,7 +22,7 @@ def rewrite(family: str, token_order: str = "raster", **kwargs: object):
     if spec.input_size:
         model["input_size"] = list(spec.input_size)
     data = {"name": family, "model": model, "rewrites": [{"substitute": "bilstm", "token_order": token_order}]}
-    return plan_and_apply(recipe_from_data(data, []), "cpu")
+    return plan_and_build(recipe_from_data(data, []), "cpu")
 
 
 def assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student) -> None:

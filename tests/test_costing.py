@@ -7,17 +7,18 @@ import math
 import pytest
 import torch
 from torch import nn
+
 from hwmodel import Product, Recurrence
-from surgery.costing import CostReport, block_paths, price_models, workload_of
+from surgery.measure.costing import CostReport, block_paths, price_models, workload_of
 from surgery.recipe import recipe_from_data
-from surgery.summary import plan_and_apply
+from surgery.rewrite.student import plan_and_build
 
 
 def _tiny(img_size: int, *overrides: str, device: str = "meta") -> tuple:
     """A 2-block ViT with 8-pixel patches: (img_size / 8)² + 1 tokens."""
     model = {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": img_size, "patch_size": 8, "depth": 2}}
     recipe = recipe_from_data({"name": "tiny", "model": model, "rewrites": [{}]}, overrides)
-    return recipe, *plan_and_apply(recipe, device)
+    return recipe, *plan_and_build(recipe, device)
 
 
 @pytest.fixture(scope="module", params=[32, 64], ids=["17 tokens", "65 tokens"])

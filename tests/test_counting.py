@@ -11,7 +11,7 @@ from strategies import set_fused_attn, single_thread  # noqa: F401 - single_thre
 from torch import nn
 
 from far_modules import MultiHeadBiLSTM
-from surgery import Counts, Recipe, apply, build_model, count, plan
+from surgery import Counts, Recipe, build_model, build_student, count, plan
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -86,7 +86,7 @@ def small_student(device: str) -> nn.Module:
         }
     )
     teacher = build_model(recipe.model.name, recipe.model.kwargs, device=device)
-    return apply(teacher, plan(recipe, teacher))
+    return build_student(teacher, plan(recipe, teacher))
 
 
 def test_student_counts_on_meta_equal_cpu() -> None:

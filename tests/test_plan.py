@@ -10,7 +10,7 @@ from strategies import single_thread  # noqa: F401 - a fixture, used through pyt
 from torch import nn
 
 from far_modules import MultiHeadBiLSTM
-from surgery import Counts, Plan, Recipe, SurgeryError, apply, build_model, count, load_recipe, plan
+from surgery import Counts, Plan, Recipe, SurgeryError, build_model, build_student, count, load_recipe, plan
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -29,7 +29,7 @@ def deit_far() -> tuple[Recipe, nn.Module, Plan]:
 def far_counts(deit_far: tuple[Recipe, nn.Module, Plan]) -> tuple[Counts, Counts]:
     """(teacher, student) counts at 224 px, all on the meta device."""
     _, teacher, the_plan = deit_far
-    student = apply(teacher, the_plan)
+    student = build_student(teacher, the_plan)
     return count(teacher, the_plan.input_size), count(student, the_plan.input_size)
 
 

@@ -31,7 +31,7 @@ from torch.utils.module_tracker import ModuleTracker
 import surgery
 from far_modules import MultiHeadBiLSTM
 from surgery import Plan, Recipe
-from surgery.tracing import TimmTracer, module_stack
+from surgery.graph import TimmTracer, activation_products, module_stack, trace
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -53,7 +53,7 @@ def rewritten(config: VitConfig, selection: Selection, seed: int = 0) -> tuple[n
     teacher = build_vit(config)
     the_plan = surgery.plan(recipe_for(selection, seed), teacher)
     assert {step.site.index for step in the_plan.steps} == selection.expected
-    return teacher, the_plan, surgery.apply(teacher, the_plan)
+    return teacher, the_plan, surgery.build_student(teacher, the_plan)
 
 
 def under(name: str, paths: list[str]) -> bool:
@@ -100,7 +100,7 @@ def test_the_teacher_is_not_mutated(case: tuple[VitConfig, Selection]) -> None:
         output = teacher(x)
     state = {k: v.clone() for k, v in teacher.state_dict().items()}
     modules = [(name, type(m)) for name, m in teacher.named_modules()]
-    surgery.apply(teacher, surgery.plan(recipe_for(selection), teacher))
+    surgery.build_student(teacher, surgery.plan(recipe_for(selection), teacher))
     assert [(name, type(m)) for name, m in teacher.named_modules()] == modules
     after = teacher.state_dict()
     assert after.keys() == state.keys() and all(torch.equal(state[k], after[k]) for k in state)
@@ -201,7 +201,7 @@ def trace_around_substitutes(model: nn.Module) -> fx.GraphModule:
 def test_no_activation_product_is_left_in_the_students_graph(case: tuple[VitConfig, Selection]) -> None:
     _, the_plan, student = rewritten(*case)
     selected = the_plan.selected_paths
-    owners = Counter(module_stack(node)[-1] for node in surgery.activation_products(trace_around_substitutes(student)))
+    owners = Counter(module_stack(node)[-1] for node in activation_products(trace_around_substitutes(student)))
     assert not [path for path in owners if under(path, selected)]
     assert owners == {site.path: len(site.products) for site in the_plan.sites if site.path not in selected}
 
@@ -209,7 +209,7 @@ def test_no_activation_product_is_left_in_the_students_graph(case: tuple[VitConf
 def test_the_student_itself_can_be_traced_and_has_no_product_at_its_sites() -> None:
     config = dataclasses.replace(TINY, depth=2, fused_attn=False)
     _, the_plan, student = rewritten(config, Selection({"layers": [1]}, frozenset({1})))
-    owners = {module_stack(node)[-1] for node in surgery.activation_products(surgery.trace(student))}
+    owners = {module_stack(node)[-1] for node in activation_products(trace(student))}
     assert owners == {"blocks.0.attn"}
 
 
@@ -218,7 +218,7 @@ def test_the_student_itself_can_be_traced_and_has_no_product_at_its_sites() -> N
 def test_the_same_recipe_gives_the_same_student(case: tuple[VitConfig, Selection]) -> None:
     teacher, the_plan, first = rewritten(*case)
     torch.randn(100)  # moving the global generator must not matter
-    second = surgery.apply(teacher, the_plan)
+    second = surgery.build_student(teacher, the_plan)
     a, b = first.state_dict(), second.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -286,8 +286,8 @@ def test_the_product_oracles_see_products_inside_a_substitute(monkeypatch: pytes
     recipe = Recipe.model_validate(
         {"name": "oracle", "model": {"name": "x"}, "rewrites": [{"select": {"layers": [1]}, "substitute": "self_attention_mixer"}]}
     )
-    student = surgery.apply(teacher, surgery.plan(recipe, teacher))
+    student = surgery.build_student(teacher, surgery.plan(recipe, teacher))
     ran = Counter(p for owners in run_recorded(student, example(TINY)) for p in owners if p.endswith(".attn"))
-    traced = Counter(module_stack(node)[-1] for node in surgery.activation_products(trace_around_substitutes(student)))
+    traced = Counter(module_stack(node)[-1] for node in activation_products(trace_around_substitutes(student)))
     assert ran == {"blocks.0.attn": 1, "blocks.1.attn": 2}
     assert traced == {"blocks.0.attn": 1, "blocks.1.attn.substitute": 2}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from surgery import Site, SurgeryError, select
+from surgery import Site, SurgeryError
 from surgery.recipe import Rewrite, Selector
-from surgery.select import EmptySelection, matches
+from surgery.rewrite import select
+from surgery.rewrite.select import EmptySelection, matches
 
 
 def site(index: int, path: str, class_name: str = "Attention") -> Site:

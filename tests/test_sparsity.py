@@ -9,8 +9,8 @@ import timm
 import torch
 from torch import nn
 
-from surgery.sites import find_sites
-from surgery.sparsity import attention_sparsity, row_metrics
+from surgery.detect.sites import find_sites
+from surgery.detect.sparsity import attention_sparsity, row_metrics
 
 
 def test_uniform_rows_are_dense_and_one_hot_rows_are_sparse():
@@ -78,12 +78,12 @@ def test_a_site_without_attention_rows_is_reported():
 def test_analyze_reads_a_runs_teacher_on_its_validation_data(tmp_path):
     import json
 
+    from tiny_recipe import write_tiny_recipe
     from typer.testing import CliRunner
 
     from surgery.cli import app
     from surgery.recipe import load_recipe
     from surgery.runs import apply_recipe
-    from tiny_recipe import write_tiny_recipe
 
     run = apply_recipe(load_recipe(write_tiny_recipe(tmp_path)), tmp_path / "run")
     plot = tmp_path / "sparsity.png"
@@ -101,7 +101,7 @@ def test_analyze_reads_a_runs_teacher_on_its_validation_data(tmp_path):
 
 
 def test_saliency_of_a_token_wise_module_is_the_identity_and_of_a_shift_is_the_shift():
-    from surgery.dependency import saliency
+    from surgery.analyze.dependency import saliency
 
     x = [torch.randn(2, 5, 3)]
     torch.testing.assert_close(saliency(nn.Linear(3, 3), x), torch.eye(5))

@@ -23,7 +23,7 @@ from far_modules import (
     substitute_names,
     substitute_options,
 )
-from surgery import Recipe, apply, plan
+from surgery import Recipe, build_student, plan
 
 PLUGIN = "surgery_toy_plugin"
 
@@ -165,7 +165,7 @@ def test_entry_point_plugin_replaces_sites_end_to_end(plugin: str) -> None:
     recipe = Recipe.model_validate(
         {"name": "toy", "model": {"name": "vit_tiny_patch16_224"}, "rewrites": [{"substitute": plugin, "params": {"scale": 0.5}}]}
     )
-    student = apply(model, plan(recipe, model))
+    student = build_student(model, plan(recipe, model))
     mixers = [m for m in student.modules() if type(m).__name__ == "ToyMixer"]
     assert len(mixers) == 2 and all(m.scale == 0.5 for m in mixers)
     assert student(torch.randn(2, 3, 16, 16)).shape == (2, 1000)

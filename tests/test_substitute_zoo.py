@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from far_modules import CostKind, MultiHeadBiGRU, Prunable, SiteSpec, build_substitute, get_substitute, substitute_names
 from surgery.cli import app
+from surgery.deploy.export import export_onnx
 from surgery.errors import SurgeryError
-from surgery.export import export_onnx
 from surgery.recipe import recipe_from_data
 from surgery.recipe.schema import ExportSpec
-from surgery.summary import plan_and_apply
+from surgery.rewrite.student import plan_and_build
 
 NAMES = substitute_names()
 KWARGS = {"img_size": 16, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2}
@@ -41,7 +41,7 @@ def test_each_substitute_maps_tokens_to_tokens_of_the_sites_output_width(name, o
 def rewrite(name: str, layers: list[int] | None = None):
     rewrite = {"substitute": name, **({"select": {"layers": layers}} if layers is not None else {})}
     data = {"name": name, "model": {"name": "vit_tiny_patch16_224", "kwargs": KWARGS}, "rewrites": [rewrite]}
-    return plan_and_apply(recipe_from_data(data, []), "cpu")
+    return plan_and_build(recipe_from_data(data, []), "cpu")
 
 
 @settings(max_examples=12, deadline=None)
@@ -106,7 +106,7 @@ def test_an_unknown_substitute_lists_the_registered_ones():
 def test_a_mixed_recipe_gives_each_layer_range_its_own_substitute():
     rewrites = [{"select": {"layers": "0"}, "substitute": "bilstm"}, {"select": {"layers": "1"}, "substitute": "ssm", "params": {"state_size": 4}}]
     data = {"name": "mixed", "model": {"name": "vit_tiny_patch16_224", "kwargs": KWARGS}, "rewrites": rewrites}
-    plan, _, student = plan_and_apply(recipe_from_data(data, []), "cpu")
+    plan, _, student = plan_and_build(recipe_from_data(data, []), "cpu")
     assert [(step.site.path, step.substitute) for step in plan.steps] == [("blocks.0.attn", "bilstm"), ("blocks.1.attn", "ssm")]
     assert [type(student.blocks[i].attn.current_substitute()).__name__ for i in (0, 1)] == ["MultiHeadBiLSTM", "SelectiveSSM"]
     assert student.blocks[1].attn.current_substitute().state_size == 4
@@ -115,7 +115,7 @@ def test_a_mixed_recipe_gives_each_layer_range_its_own_substitute():
 @pytest.mark.parametrize("name", NAMES)
 def test_the_cost_model_sees_what_each_substitute_declares(name):
     from hwmodel import Product, Recurrence
-    from surgery.costing import workload_of
+    from surgery.measure.costing import workload_of
 
     plan, _, student = rewrite(name)
     work = workload_of(student, plan.selected_paths, plan.input_size)

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surgery.token_order import TOKEN_ORDERS, in_order
+from surgery.rewrite.token_order import TOKEN_ORDERS, in_order
 
 
 class Recorder:

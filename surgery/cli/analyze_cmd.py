@@ -9,11 +9,12 @@ import typer
 from rich import box
 from rich.table import Table
 
+from surgery.analyze.dependency import dependency_maps
+from surgery.analyze.sparsity import analyze as analyze_sparsity
+from surgery.analyze.sparsity import plot_sparsity
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
-from surgery.dependency import dependency_maps
 from surgery.errors import SurgeryError
-from surgery.sparsity import analyze as analyze_sparsity
-from surgery.sparsity import plot_sparsity
+from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -34,12 +35,13 @@ def analyze(
     """
     if top_fraction <= 0:
         raise SurgeryError(f"--top-fraction must be in (0, 1], got {top_fraction}")
-    if maps and not Path(target).is_dir():
+    resolved = resolve_target(target, accepts=("run", "recipe"))
+    if maps and resolved.run is None:
         raise SurgeryError(f"--maps needs a finished run (a teacher and its student), not {target}")
-    weights, results = analyze_sparsity(target, batches, batch_size, top_fraction)
+    weights, results = analyze_sparsity(resolved, batches, batch_size, top_fraction)
     if plot is not None:
         plot_sparsity(results, plot, f"attention sparsity: {weights}")
-    written = dependency_maps(Path(target), results, batch_size=min(batch_size, 16)) if maps else []
+    written = dependency_maps(resolved.run, resolved.recipe, results, batch_size=min(batch_size, 16)) if resolved.run and maps else []
     if as_json:
         print_json({"weights": weights, "sites": [r.to_json() for r in results], "maps": [str(p) for p in written]})
         return

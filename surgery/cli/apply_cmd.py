@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
-from surgery.recipe import load_recipe
 from surgery.runs import apply_recipe
+from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -24,7 +24,7 @@ def apply(
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to DIR/tensorboard (needs the tensorboard package).")] = False,
 ) -> None:
     """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
-    loaded = load_recipe(recipe, overrides)
+    loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     run = apply_recipe(loaded, out or Path("runs") / loaded.name, resume=resume, force=force, device=device, tensorboard=tensorboard)
     if os.environ.get("RANK", "0") == "0" and run.report_md.exists():  # under torchrun, rank 0 reports
         stdout.print(run.report_md.read_text(), markup=False, highlight=False)

@@ -13,14 +13,12 @@ from rich import box
 from rich.table import Table
 
 from far_modules import shrink_uniformly
-from surgery.bench import STUDENT, BenchRow, BenchSettings, Optimization, Precision, bench, ratios, to_json
-from surgery.cli.common import JsonOption, SetOption, handles_errors, print_json, stdout
-from surgery.cli.export_cmd import TargetArgument, load_models
+from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
+from surgery.deploy.bench import STUDENT, BenchRow, BenchSettings, Optimization, Precision, bench, ratios, to_json
+from surgery.deploy.export import Models, load_models
+from surgery.deploy.int8 import PrecisionAccuracy, int8_accuracy
 from surgery.errors import SurgeryError
-from surgery.export import Models
-from surgery.int8_accuracy import PrecisionAccuracy, int8_accuracy
-from surgery.recipe import load_recipe
-from surgery.runs import RunDir
+from surgery.targets import Target, resolve_target
 
 
 @handles_errors
@@ -44,16 +42,16 @@ def bench_command(
 
     With a run and `--precision int8`, also the top-1 change int8 brings to each model on the run's validation split.
     """
-    run_dir = _run_dir(target, run)
-    if run_dir and keep_ratio is not None:
+    resolved = _weights_from(resolve_target(target, overrides), run, overrides)
+    if resolved.run and keep_ratio is not None:
         raise SurgeryError("--keep-ratio emulates pruned shapes on random weights; a run brings its own shapes")
-    models = load_models(str(run_dir) if run_dir else target, overrides)
+    models = load_models(resolved)
     if keep_ratio is not None:
         models = _emulate_pruning(models, keep_ratio)
     settings = BenchSettings(runs, warmup, precision, optimization, pin, eager, models.spec.opset)
     with tempfile.TemporaryDirectory(prefix="surgery-bench-") as workdir:
         rows = bench({models.name: models.teacher, STUDENT: models.student}, tuple(img_sizes), settings, Path(workdir))
-        accuracy = int8_accuracy(run_dir, models, Path(workdir)) if run_dir and precision == "int8" else []
+        accuracy = int8_accuracy(resolved.recipe, models, Path(workdir)) if resolved.run and precision == "int8" else []
     if as_json:
         print_json({**to_json(rows, settings, models.name), "accuracy": [a.to_json() for a in accuracy]})
         return
@@ -79,19 +77,19 @@ def latency_table(rows: list[BenchRow], settings: BenchSettings) -> Table:
     return table
 
 
-def _run_dir(target: str, run: Path | None) -> Path | None:
-    """The run whose weights are benched: `--run`, or the target when it is a run directory."""
+def _weights_from(target: Target, run: Path | None, overrides: list[str]) -> Target:
+    """What is benched: the target, or with `--run` that run, which must have trained the target's model."""
     if run is None:
-        return Path(target) if Path(target).is_dir() else None
-    if Path(target).is_dir():
-        raise SurgeryError(f"{target} is a run directory already; give --run only with a recipe")
+        return target
+    if target.run is not None:
+        raise SurgeryError(f"{target.text} is a run directory already; give --run only with a recipe")
     if not run.is_dir():
         raise SurgeryError(f"--run {run}: not a run directory")
-    if Path(target).is_file():
-        expected, found = load_recipe(target).model.name, load_recipe(RunDir(run).recipe).model.name
-        if expected != found:
-            raise SurgeryError(f"--run {run} trained {found}, but {target} names {expected}")
-    return run
+    trained = resolve_target(str(run), overrides, accepts=("run",))
+    expected, found = target.recipe.model.name, trained.recipe.model.name
+    if target.kind == "recipe" and expected != found:
+        raise SurgeryError(f"--run {run} trained {found}, but {target.text} names {expected}")
+    return trained
 
 
 def _emulate_pruning(models: Models, keep_ratio: float) -> Models:

@@ -29,6 +29,9 @@ DeviceOption = Annotated[
     typer.Option("--device", help="Where to build the model; meta allocates no weights (plans models too big for RAM)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+TargetArgument = Annotated[
+    str, typer.Argument(metavar="RUN_OR_RECIPE", help="Run directory, recipe YAML file, or a timm model name (every attention → bilstm).")
+]
 
 
 def handles_errors(command: F) -> F:

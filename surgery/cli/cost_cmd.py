@@ -9,12 +9,10 @@ import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stderr, stdout
 from surgery.cli.render import cost_tables
-from surgery.cost_plot import plot_energy
-from surgery.costing import price_models
-from surgery.recipe import Recipe, load_recipe, recipe_from_data
-from surgery.summary import plan_and_apply
-
-RECIPE_SUFFIXES = (".yaml", ".yml")
+from surgery.measure.costing import price_models
+from surgery.measure.plots import plot_energy
+from surgery.rewrite.student import plan_and_build
+from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -36,8 +34,8 @@ def cost(
     as_json: JsonOption = False,
 ) -> None:
     """Latency, energy, memory traffic, crossbars, area and ADC share, per block and in total; no weights needed."""
-    recipe = cost_recipe(target, [*overrides, *option_overrides(img_size, policy, preset, gpu)])
-    report = price_models(recipe, *plan_and_apply(recipe, device)).to_json()
+    recipe = resolve_target(target, [*overrides, *option_overrides(img_size, policy, preset, gpu)], accepts=("recipe", "model")).recipe
+    report = price_models(recipe, *plan_and_build(recipe, device)).to_json()
     if plot is not None:
         plot_energy(report, plot)
         stderr.print(f"energy plot written to {plot}", highlight=False)
@@ -46,14 +44,6 @@ def cost(
         return
     for table in cost_tables(report):
         stdout.print(table)
-
-
-def cost_recipe(target: str, overrides: list[str]) -> Recipe:
-    """The recipe file `target`, or for a timm model name a recipe replacing every attention with `bilstm`."""
-    if Path(target).suffix in RECIPE_SUFFIXES:
-        return load_recipe(target, overrides)
-    data = {"name": "cost", "model": {"name": target}, "rewrites": [{"substitute": "bilstm"}]}
-    return recipe_from_data(data, overrides)
 
 
 def option_overrides(img_size: int | None, policy: str | None, preset: str | None, gpu: str | None) -> list[str]:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
 from surgery.runs.evaluate import evaluate_run
+from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -19,7 +20,7 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """Replay the recorded surgery, load the safetensors weights strictly, and report top-1, params, MACs."""
-    results = evaluate_run(run)
+    results = evaluate_run(resolve_target(str(run), accepts=("run",)).run)
     if as_json:
         print_json(results)
         return

@@ -7,14 +7,9 @@ from typing import Annotated
 
 import typer
 
-from surgery.cli.common import JsonOption, SetOption, handles_errors, print_json, stdout
-from surgery.cli.cost_cmd import cost_recipe
-from surgery.errors import SurgeryError
-from surgery.export import Models, export_onnx, models_from_recipe, models_from_run
-
-TargetArgument = Annotated[
-    str, typer.Argument(metavar="RUN_OR_RECIPE", help="Run directory, recipe YAML file, or a timm model name (every attention → bilstm).")
-]
+from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
+from surgery.deploy.export import export_onnx, load_models
+from surgery.targets import Target, resolve_target
 
 
 @handles_errors
@@ -27,9 +22,10 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Write the student to ONNX, then check its LSTM nodes and its parity with PyTorch in ONNX Runtime (export.atol)."""
-    models = load_models(target, overrides)
+    resolved = resolve_target(target, overrides)
+    models = load_models(resolved)
     spec = models.spec if opset is None else models.spec.model_copy(update={"opset": opset})
-    result = export_onnx(models.student, models.input_size, out or default_path(target), spec, force=force)
+    result = export_onnx(models.student, models.input_size, out or default_path(resolved), spec, force=force)
     if as_json:
         print_json(result.to_json())
         return
@@ -40,14 +36,5 @@ def export(
     )
 
 
-def load_models(target: str, overrides: list[str]) -> Models:
-    """A run directory gives its trained models; a recipe or timm name, the planned ones with random weights."""
-    if Path(target).is_dir():
-        if overrides:
-            raise SurgeryError(f"{target}: --set changes recipes, not finished runs")
-        return models_from_run(Path(target))
-    return models_from_recipe(cost_recipe(target, overrides))
-
-
-def default_path(target: str) -> Path:
-    return Path(target) / "student.onnx" if Path(target).is_dir() else Path(f"{Path(target).stem}.onnx")
+def default_path(target: Target) -> Path:
+    return target.run.root / "student.onnx" if target.run is not None else Path(f"{Path(target.text).stem}.onnx")

@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
+from surgery.analyze.coverage import check_families, coverage
 from surgery.cli.common import DeviceOption, JsonOption, handles_errors, print_json, stdout
 from surgery.cli.render import families_table, sites_table
-from surgery.coverage import check_families, coverage
+from surgery.detect.sites import find_sites
 from surgery.errors import SurgeryError
 from surgery.models import build_model, example_input, input_size
-from surgery.sites import find_sites
+from surgery.targets import resolve_target
 
 KwargOption = Annotated[
     list[str],
@@ -39,7 +40,7 @@ def inspect(
         return
     if model is None:
         raise SurgeryError("give a timm model name, or --all-families")
-    built = build_model(model, parse_kwargs(kwargs), device=device)
+    built = build_model(resolve_target(model, accepts=("model",)).recipe.model.name, parse_kwargs(kwargs), device=device)
     size = input_size(built)
     sites = find_sites(built, example_input(built, size))
     if as_json:
@@ -63,7 +64,7 @@ def parse_kwargs(items: list[str]) -> dict[str, object]:
 
 
 def _all_families(as_json: bool) -> None:
-    """`surgery.coverage` over every family: sites, rewrite, forward, one distillation step, ONNX export."""
+    """`surgery.analyze.coverage` over every family: sites, rewrite, forward, one distillation step, ONNX export."""
     with stdout.status("checking timm attention families") as status:
         results = []
         for result in check_families(progress=lambda r: status.update(f"checked {r.family}")):

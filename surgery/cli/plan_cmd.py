@@ -9,8 +9,8 @@ import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stdout
 from surgery.cli.render import cost_tables, plan_table, totals_table
-from surgery.recipe import load_recipe
-from surgery.summary import summarize_recipe
+from surgery.measure.summary import summarize_recipe
+from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -21,7 +21,7 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Trace, detect, select and rewrite without training or weights; print what changes, in counts and hardware cost."""
-    summary = summarize_recipe(load_recipe(recipe, overrides), device)
+    summary = summarize_recipe(resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe, device)
     if as_json:
         print_json(summary.to_json())
         return

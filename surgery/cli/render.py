@@ -7,10 +7,10 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from surgery.cost_rows import NOTE, Row, block_columns, block_rows, cost_title, total_columns, total_rows
-from surgery.coverage import FamilyResult
-from surgery.sites import Site
-from surgery.summary import PlanSummary
+from surgery.analyze.coverage import FamilyResult
+from surgery.detect.sites import Site
+from surgery.measure.summary import PlanSummary
+from surgery.measure.tables import NOTE, Row, block_columns, block_rows, cost_title, total_columns, total_rows
 
 
 def sites_table(title: str, sites: list[Site]) -> Table:

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
-from surgery.recipe import check_recipe, load_recipe
+from surgery.recipe import check_recipe
+from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -17,6 +18,6 @@ def validate(
     overrides: SetOption = [],
 ) -> None:
     """Exit 0 when the recipe is valid; otherwise print FILE:LINE:COL: message lines and exit 2."""
-    loaded = load_recipe(recipe, overrides)
+    loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     check_recipe(loaded)
     stdout.print(f"{recipe}: valid ({len(loaded.rewrites)} rewrites, {len(loaded.stages)} stages)", highlight=False)

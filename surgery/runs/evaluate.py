@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from surgery.counting import count
 from surgery.data import build_loaders
 from surgery.errors import SurgeryError
+from surgery.measure.counting import count
 from surgery.models import input_size
 from surgery.recipe import load_recipe
 from surgery.runs.interpreter import load_run
@@ -15,15 +13,15 @@ from surgery.train.distributed import init_distributed
 from surgery.train.evaluation import top1
 
 
-def evaluate_run(directory: str | Path, batch_size: int = 256) -> dict[str, dict[str, float]]:
+def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student."""
-    recipe = load_recipe(RunDir(Path(directory)).recipe)
+    recipe = load_recipe(run.recipe)
     if recipe.data is None:
-        raise SurgeryError(f"{directory}: the run's recipe has no data section to evaluate on")
+        raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
     ctx = init_distributed("cpu")
     results = {}
     for which in ("teacher", "student"):
-        model = load_run(directory, which=which)
+        model = load_run(run.root, which=which)
         size = input_size(model, recipe.model.input_size)
         loaders = build_loaders(recipe.data, size, batch_size, seed=recipe.seed)
         counts = count(model, size)

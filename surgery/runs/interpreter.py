@@ -12,19 +12,19 @@ from pathlib import Path
 
 from safetensors.torch import load_model, save_model
 
-from surgery.costing import price_models
 from surgery.data import check_folders
+from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
+from surgery.measure.costing import price_models
 from surgery.models import build_model, input_size, one_line
-from surgery.plan import plan
 from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe, load_recipe
-from surgery.rewrite import apply
+from surgery.rewrite.plan import plan
+from surgery.rewrite.student import build_student
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.report import write_report
 from surgery.runs.rundir import RunDir, prepare_run_dir
 from surgery.runs.stages import run_stage
 from surgery.runs.state import RunState
-from surgery.sparsity import METRICS, measure_sites
 from surgery.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -100,7 +100,7 @@ def _rewrite(state: RunState) -> None:
         save_model(state.teacher, str(state.run.teacher_weights))
     sparsity = _measure_sparsity(state) if any(r.select.sparsity for r in state.recipe.rewrites) else None
     state.plan = plan(state.recipe, state.teacher, sparsity)
-    state.student = apply(state.teacher, state.plan)
+    state.student = build_student(state.teacher, state.plan)
     state.record = SurgeryRecord.of(state.student, list(state.plan.steps), sparsity)
 
 
@@ -142,7 +142,7 @@ def _resume_point(state: RunState) -> tuple[int, dict | None]:
 
 def _rebuild_student(state: RunState, record: SurgeryRecord, weights: dict) -> None:
     state.plan = plan(state.recipe, state.teacher, record.sparsity)
-    state.student = apply(state.teacher, state.plan)
+    state.student = build_student(state.teacher, state.plan)
     record.restructure(state.student)
     state.student.load_state_dict(weights, strict=True)
     state.record = record
@@ -175,7 +175,7 @@ def load_run(directory: str | Path, which: str = "student"):
     if which == "teacher":
         return teacher.requires_grad_(False)
     record = SurgeryRecord.from_json(json.loads(run.record.read_text()))
-    student = apply(teacher, plan(recipe, teacher, record.sparsity))
+    student = build_student(teacher, plan(recipe, teacher, record.sparsity))
     record.restructure(student)
     try:
         load_model(student, str(run.student_weights), strict=True)

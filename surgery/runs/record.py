@@ -13,8 +13,8 @@ from typing import Any
 from torch import nn
 
 from far_modules import get_substitute
-from surgery.adapters import SiteAdapter
 from surgery.errors import SurgeryError
+from surgery.rewrite.adapters import SiteAdapter
 
 
 @dataclass

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from surgery.cost_plot import plot_energy
-from surgery.cost_rows import cost_markdown
+from surgery.figures import pyplot, save_figure
+from surgery.measure.plots import plot_energy
+from surgery.measure.tables import cost_markdown
 from surgery.recipe import Recipe
 from surgery.runs.rundir import RunDir
 from surgery.train.checkpoint import write_text_atomic
@@ -21,10 +22,8 @@ def write_report(run: RunDir, results: dict[str, Any], recipe: Recipe) -> None:
     write_text_atomic(run.report_json, json.dumps(report, indent=2))
     write_text_atomic(run.report_md, render_markdown(report))
     if "pruning" in results:
-        run.plots.mkdir(exist_ok=True)
         plot_kept_units(results["pruning"]["by_site"], run.plots / "kept_units.png")
     if "cost" in results:
-        run.plots.mkdir(exist_ok=True)
         plot_energy(results["cost"], run.plots / "energy.png")
 
 
@@ -63,11 +62,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def plot_kept_units(by_site: dict[str, Any], path: Path) -> None:
     """Rows: replaced sites (blocks); columns: head × direction; colour: fraction of hidden units kept."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sites = list(by_site)
     columns = [(row["head"], row["direction"]) for row in by_site[sites[0]]["units"]]
     grid = [[_kept(by_site[site], column) for column in columns] for site in sites]
@@ -81,8 +76,7 @@ def plot_kept_units(by_site: dict[str, Any], path: Path) -> None:
     axes.set_title("hidden units kept after pruning")
     figure.colorbar(image, ax=axes, label="kept fraction")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _kept(site: dict[str, Any], column: tuple[int, str]) -> float:

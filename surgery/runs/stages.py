@@ -14,11 +14,11 @@ from fnmatch import fnmatchcase
 from torch import nn
 
 from far_modules import Registry, keep_masks, prunable_modules, pruning_report, unit_counts
-from surgery.counting import count
 from surgery.data import Loaders, build_loaders
 from surgery.errors import SurgeryError
+from surgery.measure.counting import count
 from surgery.recipe import DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, TrainingStage
-from surgery.rewrite import substitute_paths
+from surgery.rewrite.student import substitute_paths
 from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object

@@ -8,9 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from surgery.costing import block_paths
-from surgery.plan import Plan
 from surgery.recipe import Recipe
+from surgery.rewrite.plan import Plan
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.rundir import RunDir
 from surgery.train.distributed import DistContext
@@ -38,7 +37,7 @@ class RunState:
     def block_paths(self) -> list[str]:
         """The blocks holding a replaced site: parents of the site paths, in order."""
         assert self.plan is not None
-        return block_paths(self.plan.selected_paths)
+        return self.plan.block_paths
 
     def progress(self, stage_index: int, complete: bool, epoch: int = 0, step: int = 0) -> dict[str, Any]:
         """The JSON a checkpoint stores about where the run is."""

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import TINY_RECIPE as MINIMAL
 from cli_helpers import invoke
 from cli_helpers import write_recipe as write

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
-
 from cli_helpers import TINY_RECIPE as TINY
 from cli_helpers import invoke
 

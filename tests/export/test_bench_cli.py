@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from surgery.bench import time_alternating
 from surgery.cli import app
+from surgery.deploy.bench import time_alternating
 from tests.export.test_export import TINY
 
 runner = CliRunner()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tiny_recipe import write_tiny_recipe
 from typer.testing import CliRunner
 
 from benchmarks import table2
@@ -13,7 +14,6 @@ from far_modules import unit_counts
 from surgery.cli import app
 from surgery.recipe import load_recipe
 from surgery.runs import apply_recipe, load_run
-from tiny_recipe import write_tiny_recipe
 
 runner = CliRunner()
 

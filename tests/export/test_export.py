@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from far_modules import MultiHeadBiLSTM
 from surgery.cli import app
+from surgery.deploy.export import INPUT, Models, check_graph, check_parity, export_onnx, models_from_recipe
 from surgery.errors import SurgeryError
-from surgery.export import INPUT, Models, check_graph, check_parity, export_onnx, models_from_recipe
 from surgery.recipe import recipe_from_data
 from surgery.recipe.schema import ExportSpec
 

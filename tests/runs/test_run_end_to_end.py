@@ -8,13 +8,13 @@ import sys
 
 import pytest
 import torch
+from tiny_recipe import write_tiny_recipe
 from typer.testing import CliRunner
 
 from surgery.cli import app
 from surgery.errors import SurgeryError
 from surgery.recipe import load_recipe
 from surgery.runs import apply_recipe, load_run
-from tiny_recipe import write_tiny_recipe
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import timm
 from safetensors.torch import save_file
+from tiny_recipe import TINY
 from typer.testing import CliRunner
 
 from surgery.cli import app
@@ -17,7 +18,6 @@ from surgery.models import build_model
 from surgery.recipe import FitStage, SyntheticData
 from surgery.train import Engine, NonFiniteLoss, StepResult, init_distributed
 from surgery.train.metrics import MetricsLog
-from tiny_recipe import TINY
 
 runner = CliRunner()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from tiny_recipe import write_tiny_recipe
 
 from surgery.train.checkpoint import latest_checkpoint, load_state
-from tiny_recipe import write_tiny_recipe
 
 STEPS_PER_EPOCH = 11  # 1437 training digits // batch 128, last partial batch dropped
 

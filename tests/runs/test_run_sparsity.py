@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_recipe import TINY
 
-from surgery.adapters import SiteAdapter
+from surgery.detect.sites import Site
 from surgery.errors import SurgeryError
 from surgery.recipe import Selector, SparsityCriterion, load_recipe, recipe_from_data
 from surgery.recipe.schema import Rewrite
+from surgery.rewrite.adapters import SiteAdapter
+from surgery.rewrite.select import select
+from surgery.rewrite.student import plan_and_build
 from surgery.runs import apply_recipe, load_run
 from surgery.runs.evaluate import evaluate_run
-from surgery.select import select
-from surgery.sites import Site
-from surgery.summary import plan_and_apply
-from tiny_recipe import TINY
 
 
 def site(index: int) -> Site:
@@ -51,7 +51,7 @@ def test_planning_without_measurements_says_where_and_why(tmp_path):
         "rewrites:\n  - select:\n      sparsity: {keep_dense: 1}\n"
     )
     with pytest.raises(SurgeryError, match=r"r\.yaml:5:\d+: sites are chosen by attention sparsity .*`surgery apply` measures it"):
-        plan_and_apply(load_recipe(recipe), "cpu")
+        plan_and_build(load_recipe(recipe), "cpu")
 
 
 def test_a_run_measures_sparsity_selects_by_it_and_replays_the_same_student(tmp_path):
@@ -67,7 +67,7 @@ def test_a_run_measures_sparsity_selects_by_it_and_replays_the_same_student(tmp_
     assert isinstance(replayed.get_submodule(sparsest), SiteAdapter)
     assert not isinstance(replayed.get_submodule(densest), SiteAdapter)  # still the teacher's attention
     report = json.loads(run.report_json.read_text())
-    assert evaluate_run(run.root)["student"]["top1"] == report["student"]["top1"]  # the replay is the trained student
+    assert evaluate_run(run)["student"]["top1"] == report["student"]["top1"]  # the replay is the trained student
 
 
 def _tiny_with_sparsity() -> dict:

@@ -18,11 +18,11 @@ from typing import Any
 from torch import nn
 
 from hwmodel import Cost, Device, Estimate, Gpu, Policy, Workload, estimate, extract_workload, roofline_total
+from surgery.graph.tracing import trace
 from surgery.models import example_input
-from surgery.plan import Plan
 from surgery.recipe import Recipe
 from surgery.recipe.hardware import resolve_hardware
-from surgery.tracing import trace
+from surgery.rewrite.plan import Plan, block_paths
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Mod
     """Price `teacher` and `student` (from `plan`) on the recipe's device, policy and GPU.
 
     Example:
-        >>> from surgery.summary import plan_and_apply
+        >>> from surgery.rewrite.student import plan_and_build
         >>> from surgery.recipe import load_recipe
         >>> recipe = load_recipe("recipes/deit_far.yaml")
-        >>> report = price_models(recipe, *plan_and_apply(recipe, "meta"))
+        >>> report = price_models(recipe, *plan_and_build(recipe, "meta"))
         >>> report.student.estimate.total.write_crossbars, report.teacher.estimate.total.write_crossbars > 0
         (0, True)
     """
@@ -80,11 +80,6 @@ def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int,
     """hwmodel's ops of one batch-1 forward, the sites kept whole as fx leaves; the model's mode is restored after."""
     with _evaluating(model):
         return extract_workload(trace(model, leaf_paths=sites), example_input(model, input_size))
-
-
-def block_paths(sites: Collection[str]) -> list[str]:
-    """The blocks holding the sites: each site's parent module (`blocks.3.attn` -> `blocks.3`), in order."""
-    return list(dict.fromkeys(path.rpartition(".")[0] or path for path in sites))
 
 
 @contextmanager

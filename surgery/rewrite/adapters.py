@@ -6,7 +6,7 @@ says: turns 2-D inputs into token sequences and back, reads the sequence in the
 recipe's token order, keeps only the class token where the replaced module
 returned only that, downsamples the grid where the replaced module is strided
 (with its own pooling layer when it has one), and rewrites a block that
-computes attention inline around the substitute (`surgery.inline`). It keeps
+computes attention inline around the substitute (`surgery.rewrite.inline`). It keeps
 the replaced module's plain attributes (sizes, flags), which some blocks read
 off their attention. Extra arguments are handled by their role; one without a
 role must be left at the replaced module's default: a value the substitute
@@ -21,9 +21,9 @@ import inspect
 import torch
 from torch import nn
 
-from surgery.contracts import SiteContract
-from surgery.inline import SUBSTITUTE, inline_rewrite
-from surgery.token_order import TokenOrder, in_order
+from surgery.detect.contracts import SiteContract
+from surgery.rewrite.inline import SUBSTITUTE, inline_rewrite
+from surgery.rewrite.token_order import TokenOrder, in_order
 
 
 class SiteAdapter(nn.Module):
@@ -32,7 +32,7 @@ class SiteAdapter(nn.Module):
     Args:
         substitute: the module that does the work; its weights live under `substitute.`.
         replaced: the module being replaced; only its forward signature is kept.
-        contract: how the replaced module is called (see `surgery.contracts`).
+        contract: how the replaced module is called (see `surgery.detect.contracts`).
         path: module path of the site, for error messages.
         order: the token order the substitute reads a grid in.
     """

@@ -16,14 +16,15 @@ import torch
 from torch import nn
 
 from far_modules import build_substitute
-from surgery.adapters import SiteAdapter
 from surgery.errors import SurgeryError
-from surgery.models import example_input
-from surgery.plan import Plan, Step, site_spec
-from surgery.tracing import propagate_shapes, shape_of, trace
+from surgery.graph.tracing import propagate_shapes, shape_of, trace
+from surgery.models import Device, build_model, example_input
+from surgery.recipe import Recipe, check_recipe
+from surgery.rewrite.adapters import SiteAdapter
+from surgery.rewrite.plan import Plan, Step, plan, site_spec
 
 
-def apply(model: nn.Module, plan: Plan) -> nn.Module:
+def build_student(model: nn.Module, plan: Plan) -> nn.Module:
     """The student: a copy of `model` with every planned site replaced; `model` is left untouched.
 
     Substitutes are seeded from the recipe seed and the site path, so the same
@@ -71,9 +72,18 @@ def substitutes(student: nn.Module) -> dict[str, nn.Module]:
     return {path: module.current_substitute() for path, module in student.named_modules() if isinstance(module, SiteAdapter)}
 
 
-
-
 def substitute_paths(student: nn.Module) -> list[str]:
     """Module paths of the substitutes themselves (inside adapters, or inside rewritten blocks): what distillation trains."""
     wanted = {id(module) for module in substitutes(student).values()}
     return [path for path, module in student.named_modules() if id(module) in wanted]
+
+
+def plan_and_build(recipe: Recipe, device: Device = "cpu") -> tuple[Plan, nn.Module, nn.Module]:
+    """Check the recipe, build its model with random weights, plan, and build the student: (plan, teacher, student).
+
+    No weights are downloaded: shapes, counts and costs do not depend on them.
+    """
+    check_recipe(recipe)
+    teacher = build_model(recipe.model.name, recipe.model.kwargs, device=device)
+    surgery_plan = plan(recipe, teacher)
+    return surgery_plan, teacher, build_student(teacher, surgery_plan)

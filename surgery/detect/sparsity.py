@@ -20,7 +20,6 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,10 +27,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from surgery.data import build_loaders
+from surgery.detect.sites import find_sites
 from surgery.errors import SurgeryError
-from surgery.models import build_model, example_input, input_size
-from surgery.recipe import Recipe, load_recipe
-from surgery.sites import find_sites
+from surgery.models import example_input
+from surgery.recipe import Recipe
 
 _SOFTMAX = {torch.softmax, F.softmax, torch.Tensor.softmax}
 METRICS = ("entropy", "top_mass", "hoyer")
@@ -133,25 +132,6 @@ def attention_sparsity(model: nn.Module, sites: list[str], batches: Iterable[tor
     return results
 
 
-def analyze(target: str | Path, batches: int = 4, batch_size: int = 64, top_fraction: float = 0.1) -> tuple[str, list[SiteSparsity]]:
-    """Sparsity of every attention site of a run's trained teacher, or a recipe's model, on the recipe's validation data.
-
-    Returns a description of the weights measured (trained, hub, or random) and one result per site.
-    """
-    from surgery.runs import RunDir, load_run
-
-    path = Path(target)
-    if path.is_dir():
-        recipe, model, weights = load_recipe(RunDir(path).recipe), load_run(path, "teacher"), f"the trained teacher of {path}"
-    else:
-        recipe = load_recipe(path)
-        checkpoint = str(recipe.model.checkpoint) if recipe.model.checkpoint else None
-        model = build_model(recipe.model.name, recipe.model.kwargs, pretrained=recipe.model.pretrained, checkpoint=checkpoint)
-        trained = recipe.model.pretrained or recipe.model.checkpoint is not None
-        weights = f"{recipe.model.name}, {'pretrained' if trained else 'random'} weights"
-    return weights, measure_sites(model, recipe, input_size(model, recipe.model.input_size), batches, batch_size, top_fraction)
-
-
 def measure_sites(
     model: nn.Module, recipe: Recipe, size: tuple[int, int, int], batches: int = 4, batch_size: int = 64, top_fraction: float = 0.1
 ) -> list[SiteSparsity]:
@@ -168,28 +148,3 @@ def validation_images(recipe: Recipe, size: tuple[int, int, int], batches: int, 
     """The first `batches` batches of the recipe's validation split."""
     loader = build_loaders(recipe.data, size, batch_size, seed=recipe.seed).val
     return [batch for batch, _ in itertools.islice(loader, batches)]
-
-
-def plot_sparsity(results: list[SiteSparsity], path: Path, title: str) -> None:
-    """One heatmap per measure, sites by heads (blank where a site has fewer heads)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    heads = max(len(r.heads["entropy"]) for r in results)
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 1 + 0.35 * len(results)), squeeze=False)
-    for ax, metric in zip(axes[0], METRICS):
-        grid = torch.full((len(results), heads), float("nan"))
-        for row, result in enumerate(results):
-            grid[row, : len(result.heads[metric])] = torch.tensor(result.heads[metric])
-        image = ax.imshow(grid.numpy(), aspect="auto", vmin=0, vmax=1, cmap="viridis")
-        ax.set_title(metric)
-        ax.set_xlabel("head")
-        ax.set_yticks(range(len(results)), [r.path for r in results], fontsize=7)
-        figure.colorbar(image, ax=ax)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)

@@ -6,7 +6,7 @@ one is invisible to the traced dataflow. The probe runs the model once under a
 `TorchFunctionMode` that tags every tensor derived from the input, keeps the
 module stack with hooks on the opaque modules and their children, and records
 each contraction whose operands are two tagged tensors: the same rule as
-`surgery.sites`, applied to the values instead of the graph. For each module
+`surgery.detect.sites`, applied to the values instead of the graph. For each module
 that owns such a product it keeps the shapes of one call and the arguments
 passed with non-default values.
 """
@@ -21,8 +21,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
-from surgery import contractions
-from surgery.contracts import CallShapes, passed_arguments
+from surgery.graph import contractions
+from surgery.graph.calls import CallShapes, passed_arguments
+
 
 @dataclass
 class ProbedCall:

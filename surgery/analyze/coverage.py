@@ -25,13 +25,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from surgery.costing import block_paths
-from surgery.export import export_onnx
+from surgery.deploy.export import export_onnx
+from surgery.detect.sites import find_sites
 from surgery.models import build_model, example_input, input_size
 from surgery.recipe import DistillStage, recipe_from_data
-from surgery.rewrite import substitutes
-from surgery.sites import find_sites
-from surgery.summary import plan_and_apply
+from surgery.rewrite.plan import block_paths
+from surgery.rewrite.student import plan_and_build, substitutes
 from surgery.train.objectives import distill_objective
 
 
@@ -141,7 +140,7 @@ def check_family(family: Family) -> FamilyResult:
         result.sites, result.attention_modules = len(sites), len(attention_modules(model))
         result.layouts = ", ".join(sorted({site.contract.describe for site in sites if site.contract}))
         step = "rewrite"
-        plan, teacher, student = plan_and_apply(recipe, "cpu")
+        plan, teacher, student = plan_and_build(recipe, "cpu")
         result.rewrite = True
         step = "forward"
         x = example_input(teacher, plan.input_size, batch=2)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
+from surgery.detect.sites import Site
 from surgery.errors import SurgeryError
 from surgery.recipe.ranges import parse_layers
 from surgery.recipe.schema import Rewrite, Selector, SparsityCriterion
-from surgery.sites import Site
 
 
 class EmptySelection(SurgeryError):
@@ -37,7 +37,7 @@ class SparsityUnknown(SurgeryError):
 
 
 Sparsity = Mapping[str, Mapping[str, float]]
-"""Site path -> measure -> mean over rows and heads (`surgery.sparsity`)."""
+"""Site path -> measure -> mean over rows and heads (`surgery.detect.sparsity`)."""
 
 
 def select(sites: Sequence[Site], rewrites: Sequence[Rewrite], sparsity: Sparsity | None = None) -> list[tuple[Site, int]]:

@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from surgery.costing import CostReport, price_models
-from surgery.counting import Counts, count, module_params
-from surgery.models import Device, build_model
-from surgery.plan import Plan, Step, plan
-from surgery.recipe import Recipe, check_recipe
-from surgery.rewrite import apply
+from surgery.measure.costing import CostReport, price_models
+from surgery.measure.counting import Counts, count, module_params
+from surgery.models import Device
+from surgery.recipe import Recipe
+from surgery.rewrite.plan import Plan, Step
+from surgery.rewrite.student import plan_and_build
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,5 @@ def _change(step: Step, teacher: nn.Module, student: nn.Module, before: Counts, 
 
 def summarize_recipe(recipe: Recipe, device: Device = "cpu") -> PlanSummary:
     """What `surgery plan` shows: the recipe planned and applied without weights, counted and priced."""
-    surgery_plan, teacher, student = plan_and_apply(recipe, device)
+    surgery_plan, teacher, student = plan_and_build(recipe, device)
     return summarize(surgery_plan, teacher, student, price_models(recipe, surgery_plan, teacher, student))
-
-
-def plan_and_apply(recipe: Recipe, device: Device = "cpu") -> tuple[Plan, nn.Module, nn.Module]:
-    """Check the recipe, build its model with random weights, plan, and apply: (plan, teacher, student).
-
-    No weights are downloaded: shapes, counts and costs do not depend on them.
-    """
-    check_recipe(recipe)
-    teacher = build_model(recipe.model.name, recipe.model.kwargs, device=device)
-    surgery_plan = plan(recipe, teacher)
-    return surgery_plan, teacher, apply(teacher, surgery_plan)

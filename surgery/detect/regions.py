@@ -1,4 +1,4 @@
-"""Attention written inline in a block's forward: rewrite the block's own fx graph around it.
+"""Attention written inline in a block's forward: find its region in the block's own fx graph.
 
 Some timm blocks compute attention in their forward instead of calling an
 attention module (ViT's parallel-scaling blocks fuse q, k, v and the MLP's
@@ -13,9 +13,7 @@ block is traced alone and its attention region is cut out of the graph:
   v alike) derives from and that is a token sequence of the block's width,
   (B, N, C) (the normalised input).
 
-The substitute reads the start and its output replaces every use of the end;
-what only the attention used (q, k, v reshapes, softmax) is removed as dead
-code, and the rest of the block (projections, MLP, residual) runs unchanged.
+`surgery.rewrite.inline` puts the substitute between the two.
 """
 
 from __future__ import annotations
@@ -24,10 +22,8 @@ import torch
 from torch import fx, nn
 
 from hwmodel.dataflow import activation_nodes
-from surgery.tracing import propagate_shapes, shape_of, trace
-
-SUBSTITUTE = "substitute"
-"""Name of the substitute inside the rewritten block."""
+from surgery.graph.contractions import activation_products, contraction_operands
+from surgery.graph.tracing import propagate_shapes, shape_of, trace
 
 
 class InlineAttentionError(ValueError):
@@ -36,8 +32,6 @@ class InlineAttentionError(ValueError):
 
 def attention_region(block: nn.Module, input_shape: tuple[int, ...]) -> tuple[fx.GraphModule, fx.Node, fx.Node]:
     """The block traced alone for a (B, N, C) input of `input_shape`, and the first and last node of its attention region."""
-    from surgery.sites import activation_products, contraction_operands
-
     reference = next(block.parameters(), None)
     example = torch.zeros(input_shape, device=reference.device if reference is not None else "cpu")
     graph_module = trace(block)
@@ -66,21 +60,6 @@ def region_widths(block: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
     """(C, C'): the width the substitute reads and the width it must produce."""
     _, start, end = attention_region(block, input_shape)
     return shape_of(start)[-1], shape_of(end)[-1]
-
-
-def inline_rewrite(block: nn.Module, input_shape: tuple[int, ...], substitute: nn.Module) -> fx.GraphModule:
-    """`block` as a GraphModule whose attention region is replaced by `substitute`; its other weights are kept."""
-    graph_module, start, end = attention_region(block, input_shape)
-    graph = graph_module.graph
-    graph_module.add_submodule(SUBSTITUTE, substitute)
-    with graph.inserting_after(end):
-        mixed = graph.call_module(SUBSTITUTE, (start,))
-    end.replace_all_uses_with(mixed)
-    graph.eliminate_dead_code()
-    graph.lint()
-    graph_module.delete_all_unused_submodules()
-    graph_module.recompile()
-    return graph_module
 
 
 def _first_after(node: fx.Node, accept, order: dict[fx.Node, int]) -> fx.Node | None:

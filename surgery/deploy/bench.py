@@ -27,9 +27,9 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
-from surgery.counting import count
+from surgery.deploy.export import INPUT, export_onnx
 from surgery.errors import SurgeryError
-from surgery.export import INPUT, export_onnx
+from surgery.measure.counting import count
 from surgery.models import input_size
 from surgery.recipe.schema import ExportSpec
 

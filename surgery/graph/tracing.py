@@ -14,8 +14,8 @@ from collections.abc import Collection
 import torch
 from torch import fx, nn
 
-from surgery.errors import SurgeryError
 from hwmodel.dataflow import RecurrentShapes
+from surgery.errors import SurgeryError
 
 
 class TimmTracer(fx.Tracer):

@@ -13,15 +13,15 @@ import operator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
 from hwmodel.dataflow import activation_nodes
-from surgery import contractions
-from surgery.contracts import CallShapes, ContractError, SiteContract, passed_arguments, read_contract
+from surgery.detect.contracts import ContractError, SiteContract, read_contract
 from surgery.errors import SurgeryError
-from surgery.probe import probe
-from surgery.tracing import module_stack, propagate_shapes, shape_of, trace
+from surgery.graph.calls import CallShapes, passed_arguments
+from surgery.graph.contractions import activation_products, contraction_operands
+from surgery.graph.probe import probe
+from surgery.graph.tracing import module_stack, propagate_shapes, shape_of, trace
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Site:
 def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     """All attention sites of `model`, in module order, with shapes from `example` (a batch of inputs).
 
-    Modules timm keeps opaque to torch.fx are run instead (`surgery.probe`).
+    Modules timm keeps opaque to torch.fx are run instead (`surgery.graph.probe`).
 
     Example:
         >>> import timm, torch
@@ -110,12 +110,6 @@ def _adds_input(graph: fx.Graph, path: str, carries: set[fx.Node]) -> bool:
     return False
 
 
-def activation_products(graph_module: fx.GraphModule) -> list[fx.Node]:
-    """Contractions whose two (or more) tensor operands both depend on the graph's inputs."""
-    carries = activation_nodes(graph_module.graph)
-    return [node for node in graph_module.graph.nodes if _is_contraction(node) and _activation_operands(node, carries) >= 2]
-
-
 def _products_by_owner(graph_module: fx.GraphModule) -> dict[str, list[fx.Node]]:
     owners: dict[str, list[fx.Node]] = {}
     for node in activation_products(graph_module):
@@ -124,25 +118,6 @@ def _products_by_owner(graph_module: fx.GraphModule) -> dict[str, list[fx.Node]]
             raise SurgeryError(f"{node.name}: an activation x activation product outside any submodule cannot be a site")
         owners.setdefault(stack[-1], []).append(node)
     return owners
-
-
-def _is_contraction(node: fx.Node) -> bool:
-    if node.op == "call_function":
-        return node.target in contractions.FUNCTIONS
-    return node.op == "call_method" and node.target in contractions.METHODS
-
-
-def _activation_operands(node: fx.Node, carries: set[fx.Node]) -> int:
-    return sum(a in carries for a in contraction_operands(node))
-
-
-def contraction_operands(node: fx.Node) -> list[fx.Node]:
-    """The tensor operands of a contraction (einsum's after its equation, attention's q, k, v)."""
-    operands = node.args[1:] if node.target is torch.einsum else node.args
-    if node.target is F.scaled_dot_product_attention:
-        operands = node.args[:3]
-    flat = [a for arg in operands for a in (arg if isinstance(arg, (list, tuple)) else (arg,))]
-    return [a for a in flat if isinstance(a, fx.Node)]
 
 
 def _describe(

@@ -1,9 +1,11 @@
-"""The stacked bar of energy by component, teacher beside student (matplotlib, Agg backend: no display needed)."""
+"""The stacked bar of energy by component, teacher beside student."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from surgery.figures import pyplot, save_figure
 
 _LABELS = {
     "adc": "ADCs",
@@ -16,11 +18,7 @@ _LABELS = {
 
 def plot_energy(cost: dict[str, Any], path: Path) -> None:
     """One bar per model, one segment per energy component of `CostReport.to_json()`, in µJ."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     models = ("teacher", "student")
     figure, axes = plt.subplots(figsize=(8.0, 4.0))
     bottoms = [0.0, 0.0]
@@ -32,5 +30,4 @@ def plot_energy(cost: dict[str, Any], path: Path) -> None:
     axes.set_title(f"{cost['device']}, {cost['policy']} policy, input {'×'.join(map(str, cost['input_size']))}")
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)

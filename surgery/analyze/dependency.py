@@ -1,6 +1,6 @@
 """Token-to-token dependency maps (paper §4.3, appendix C): the teacher's attention beside the student's saliency.
 
-Attention states its dependencies: the mean softmax rows (`surgery.sparsity`).
+Attention states its dependencies: the mean softmax rows (`surgery.detect.sparsity`).
 A substitute does not, so, as the paper does for FAR, its dependency of output
 token i on input token j is read from gradients: the norm over channels of
 ∂ y_i / ∂ x_j, summed over the samples, rows normalised to sum to one. Maps are
@@ -11,15 +11,17 @@ teacher head beside the student's.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from surgery.detect.sparsity import SiteSparsity, validation_images
+from surgery.figures import pyplot, save_figure
 from surgery.models import input_size
-from surgery.recipe import load_recipe
-from surgery.sparsity import SiteSparsity, validation_images
+from surgery.recipe import Recipe
+from surgery.rewrite.adapters import SiteAdapter
+from surgery.runs import RunDir, load_run
 
 
 def saliency(module: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -53,11 +55,7 @@ def site_inputs(model: nn.Module, path: str, images: list[torch.Tensor]) -> list
 
 def plot_dependency(teacher: SiteSparsity, student: torch.Tensor, path: Path, prefix: int, title: str) -> None:
     """Three panels of one site: teacher attention (mean over heads), student saliency, and class-token rows per head."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     assert teacher.attention is not None, "the teacher's attention maps come from attention_sparsity"
     heads = teacher.attention.shape[0]
     columns = 2 + (heads + 1 if prefix else 0)
@@ -77,30 +75,22 @@ def plot_dependency(teacher: SiteSparsity, student: torch.Tensor, path: Path, pr
             ax.axis("off")
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(staging, dpi=110)
-    plt.close(figure)
-    os.replace(staging, path)
+    save_figure(figure, path, dpi=110)
 
 
-def dependency_maps(run: Path, teacher: list[SiteSparsity], batch_size: int = 16) -> list[Path]:
+def dependency_maps(run: RunDir, recipe: Recipe, teacher: list[SiteSparsity], batch_size: int = 16) -> list[Path]:
     """PNG per replaced token-sequence site of a finished run, in `<run>/plots/dependency/`; returns their paths.
 
-    `teacher` is `surgery.sparsity.analyze` of the run: its attention maps are the teacher's side.
+    `teacher` is `surgery.analyze.sparsity.analyze` of the run: its attention maps are the teacher's side.
     """
-    from surgery.adapters import SiteAdapter
-    from surgery.runs import RunDir, load_run
-
-    directory = RunDir(Path(run))
-    recipe, student = load_recipe(directory.recipe), load_run(run).eval()
+    student = load_run(run.root).eval()
     adapters = {p: m for p, m in student.named_modules() if isinstance(m, SiteAdapter) and m.contract.layout == "tokens"}
     images = validation_images(recipe, input_size(student, recipe.model.input_size), 1, batch_size)
     written = []
     for attention in (result for result in teacher if result.path in adapters):
         adapter = adapters[attention.path]
         student_map = saliency(adapter, site_inputs(student, attention.path, images))
-        target = directory.root / "plots" / "dependency" / f"{attention.path}.png"
+        target = run.plots / "dependency" / f"{attention.path}.png"
         plot_dependency(attention, student_map.detach(), target, adapter.contract.prefix, f"{attention.path}: token-to-token dependency")
         written.append(target)
     return written

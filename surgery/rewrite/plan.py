@@ -6,18 +6,19 @@ device; it mutates nothing and returns an immutable `Plan`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from far_modules import SiteSpec, UnknownNameError, build_substitute
+from surgery.detect.sites import Site, find_sites
 from surgery.errors import SurgeryError
 from surgery.models import example_input, input_size
 from surgery.recipe.schema import Recipe
-from surgery.select import EmptySelection, Sparsity, SparsityUnknown, select
-from surgery.sites import Site, find_sites
-from surgery.token_order import TokenOrder
+from surgery.rewrite.select import EmptySelection, Sparsity, SparsityUnknown, select
+from surgery.rewrite.token_order import TokenOrder
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Plan:
     def selected_paths(self) -> list[str]:
         return [step.site.path for step in self.steps]
 
+    @property
+    def block_paths(self) -> list[str]:
+        return block_paths(self.selected_paths)
+
 
 def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> Plan:
     """Find and select the sites of `model` (built from `recipe.model`) and check every substitute.
@@ -67,6 +72,11 @@ def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> 
         raise _located(recipe, ("rewrites", error.rewrite_index, "select", "sparsity"), str(error)) from error
     steps = tuple(_step(recipe, model, site, index) for site, index in chosen)
     return Plan(recipe.model.name, size, recipe.seed, tuple(sites), steps)
+
+
+def block_paths(sites: Collection[str]) -> list[str]:
+    """The blocks holding the sites: each site's parent module (`blocks.3.attn` -> `blocks.3`), in order."""
+    return list(dict.fromkeys(path.rpartition(".")[0] or path for path in sites))
 
 
 def site_spec(site: Site) -> SiteSpec:

@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from surgery.errors import SurgeryError
-from surgery.models import input_size as model_input_size, one_line
+from surgery.models import input_size as model_input_size
+from surgery.models import one_line
 from surgery.recipe import Recipe, load_recipe
 from surgery.recipe.schema import ExportSpec
+from surgery.rewrite.student import plan_and_build
 from surgery.runs import RunDir, load_run
-from surgery.summary import plan_and_apply
+from surgery.targets import Target
 
 INPUT, OUTPUT = "image", "logits"
 LOOP_OPS = frozenset({"Loop", "Scan"})
@@ -60,17 +62,22 @@ class Models:
     spec: ExportSpec
 
 
-def models_from_run(directory: Path) -> Models:
+def load_models(target: Target) -> Models:
+    """A run's trained models, or a recipe's (or timm name's) planned ones with random weights."""
+    return models_from_run(target.run) if target.run is not None else models_from_recipe(target.recipe)
+
+
+def models_from_run(run: RunDir) -> Models:
     """A finished run's trained teacher and student, rebuilt from disk."""
-    student = load_run(directory)
-    recipe = load_recipe(RunDir(Path(directory)).recipe)
+    recipe = load_recipe(run.recipe)
+    student = load_run(run.root)
     size = model_input_size(student, recipe.model.input_size)
-    return Models(recipe.model.name, load_run(directory, "teacher").eval(), student, size, recipe.export)
+    return Models(recipe.model.name, load_run(run.root, "teacher").eval(), student, size, recipe.export)
 
 
 def models_from_recipe(recipe: Recipe) -> Models:
     """The recipe's teacher and planned student with random weights: enough for shapes, parity and latency."""
-    plan, teacher, student = plan_and_apply(recipe, "cpu")
+    plan, teacher, student = plan_and_build(recipe, "cpu")
     return Models(recipe.model.name, teacher.eval(), student.eval(), plan.input_size, recipe.export)
 
 

@@ -16,12 +16,11 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from surgery.bench import STUDENT, quantize_int8
 from surgery.data import build_loaders
+from surgery.deploy.bench import STUDENT, quantize_int8
+from surgery.deploy.export import INPUT, OUTPUT, Models, export_onnx
 from surgery.errors import SurgeryError
-from surgery.export import INPUT, OUTPUT, Models, export_onnx
-from surgery.recipe import load_recipe
-from surgery.runs import RunDir
+from surgery.recipe import Recipe
 from surgery.train.distributed import init_distributed
 from surgery.train.evaluation import top1
 
@@ -53,11 +52,10 @@ class OnnxClassifier(nn.Module):
         return torch.from_numpy(self.session.run([OUTPUT], {INPUT: images.numpy()})[0])
 
 
-def int8_accuracy(run: Path, models: Models, workdir: Path, batch_size: int = 256) -> list[PrecisionAccuracy]:
-    """fp32 and int8 top-1 of the run's teacher and student on its recipe's validation split."""
-    recipe = load_recipe(RunDir(Path(run)).recipe)
+def int8_accuracy(recipe: Recipe, models: Models, workdir: Path, batch_size: int = 256) -> list[PrecisionAccuracy]:
+    """fp32 and int8 top-1 of a run's teacher and student (`models`) on its `recipe`'s validation split."""
     if recipe.data is None:
-        raise SurgeryError(f"{run}: the run's recipe has no data section to measure int8 accuracy on")
+        raise SurgeryError(f"recipe {recipe.name!r} has no data section to measure int8 accuracy on")
     loaders = build_loaders(recipe.data, models.input_size, batch_size, seed=recipe.seed)
     ctx = init_distributed("cpu")
     spec = models.spec.model_copy(update={"dynamic_batch": True})

@@ -15,7 +15,7 @@ says how to get from one to the other, or why it cannot:
   `prefix` non-spatial tokens (class, register); token orders other than raster
   need it.
 - inline: a block that computes attention in its own forward (it adds its
-  input back) has its attention cut out of its graph (`surgery.inline`).
+  input back) has its attention cut out of its graph (`surgery.detect.regions`).
 - argument roles: extra arguments the adapter knows. `grid` arguments (a
   feature-map size) give the grid at run time. `position` arguments (rotary
   embeddings, relative position bias) make attention order-aware; a recurrence
@@ -29,13 +29,14 @@ says how to get from one to the other, or why it cannot:
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from torch import nn
+
+from surgery.detect.regions import InlineAttentionError, region_widths
+from surgery.graph.calls import CallShapes
 
 Layout = Literal["tokens", "grouped_tokens", "channels_first", "channels_last"]
 Output = Literal["same", "class_token"]
@@ -45,27 +46,6 @@ GRID_ARGUMENTS = frozenset({"feat_size", "size", "hw_shape", "hw_size", "shape"}
 POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "shared_rel_pos", "rope_freqs"})
 QUERY_ARGUMENTS = frozenset({"q_global"})
 WINDOW_MASK_ARGUMENTS = frozenset({"mask", "attn_mask"})
-
-
-@dataclass(frozen=True)
-class CallShapes:
-    """One call of a module, as shapes: from an fx trace or from running it (see `surgery.probe`)."""
-
-    input: tuple[int, ...] | None
-    """The first argument's shape; None when it is not a tensor."""
-    output: tuple[int, ...] | None
-    """The output's shape; None when it is not one tensor."""
-    operands: tuple[tuple[int, ...], ...]
-    """Shapes of the activation operands of the module's activation x activation products."""
-    adds_input: bool = False
-    """The module adds its own input back (a residual): it is a block computing attention inline."""
-
-
-def passed_arguments(module: nn.Module, args: tuple, kwargs: dict, differs: Callable[[object, object], bool]) -> tuple[str, ...]:
-    """Names of the arguments after the first whose value `differs` from the forward's default."""
-    bound = inspect.signature(module.forward).bind(*args, **kwargs)
-    parameters = bound.signature.parameters
-    return tuple(name for name, value in list(bound.arguments.items())[1:] if differs(value, parameters[name].default))
 
 
 class ContractError(ValueError):
@@ -85,7 +65,7 @@ class SiteContract:
     """Output width when it differs from the input's (a block that widens the stream in its attention)."""
     inline_input: tuple[int, ...] | None = None
     """Set for a block that computes attention in its own forward: the input shape its graph is traced with
-    (`surgery.inline` cuts the attention out of it)."""
+    (`surgery.detect.regions` cuts the attention out of it)."""
     stride: int = 1
     """Downsampling of the token grid by the site (strided attention): the substitute's output is pooled
     by the site's own `pool` layer when it has one, else taken every `stride`-th row and column, as such
@@ -126,8 +106,6 @@ def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names:
 
 def _inline_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], out: tuple[int, ...], roles: dict[str, Role]) -> SiteContract:
     """A block that computes attention in its own forward (it adds its input back): its graph is rewritten."""
-    from surgery.inline import InlineAttentionError, region_widths
-
     if len(x) != 3 or out != x:
         raise ContractError(f"it computes attention inline in a block mapping {x} to {out}; only (B, N, C) blocks are rewritten")
     try:

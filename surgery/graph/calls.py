@@ -1,0 +1,30 @@
+"""One call of a module, as shapes and as the arguments it was given: what tracing and probing both report."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class CallShapes:
+    """One call of a module, as shapes: from an fx trace or from running it (see `surgery.graph.probe`)."""
+
+    input: tuple[int, ...] | None
+    """The first argument's shape; None when it is not a tensor."""
+    output: tuple[int, ...] | None
+    """The output's shape; None when it is not one tensor."""
+    operands: tuple[tuple[int, ...], ...]
+    """Shapes of the activation operands of the module's activation x activation products."""
+    adds_input: bool = False
+    """The module adds its own input back (a residual): it is a block computing attention inline."""
+
+
+def passed_arguments(module: nn.Module, args: tuple, kwargs: dict, differs: Callable[[object, object], bool]) -> tuple[str, ...]:
+    """Names of the arguments after the first whose value `differs` from the forward's default."""
+    bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    parameters = bound.signature.parameters
+    return tuple(name for name, value in list(bound.arguments.items())[1:] if differs(value, parameters[name].default))
