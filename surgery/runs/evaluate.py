@@ -7,7 +7,7 @@ from surgery.errors import SurgeryError
 from surgery.measure.counting import count
 from surgery.models import input_size
 from surgery.recipe import load_recipe
-from surgery.runs.interpreter import load_run
+from surgery.runs.replay import load_run
 from surgery.runs.rundir import RunDir
 from surgery.train.distributed import init_distributed
 from surgery.train.evaluation import top1

@@ -16,15 +16,16 @@ from surgery.data import check_folders
 from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
 from surgery.measure.costing import price_models
-from surgery.models import build_model, input_size, one_line
-from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe, load_recipe
+from surgery.models import build_model, input_size
+from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe
 from surgery.rewrite.plan import plan
 from surgery.rewrite.student import build_student
 from surgery.runs.record import SurgeryRecord
+from surgery.runs.replay import replay
 from surgery.runs.report import write_report
 from surgery.runs.rundir import RunDir, prepare_run_dir
 from surgery.runs.stages import run_stage
-from surgery.runs.state import RunState
+from surgery.runs.state import RunProgress, RunState
 from surgery.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -115,7 +116,7 @@ def _stage_done(state: RunState, index: int) -> None:
         return
     weights = {"student": state.student.state_dict()} if state.student is not None else {"teacher": state.teacher.state_dict()}
     state.last_checkpoint = save_checkpoint(
-        state.run.checkpoints, f"stage{index:02d}-done", weights, state.progress(index, complete=True), {"rng": rng_state()}
+        state.run.checkpoints, f"stage{index:02d}-done", weights, state.progress(index, complete=True).to_json(), {"rng": rng_state()}
     )
 
 
@@ -124,28 +125,22 @@ def _resume_point(state: RunState) -> tuple[int, dict | None]:
     checkpoint = latest_checkpoint(state.run.checkpoints)
     if checkpoint is None:
         return 0, None
-    progress, training = load_state(checkpoint)
-    state.results, state.pruned, state.last_checkpoint = progress["results"], progress["pruned"], checkpoint
+    saved, training = load_state(checkpoint)
+    progress = RunProgress.from_json(saved)
+    state.results, state.pruned, state.last_checkpoint = progress.results, progress.pruned, checkpoint
     if state.run.teacher_weights.exists():
         load_model(state.teacher, str(state.run.teacher_weights), strict=True)
     else:
         state.teacher.load_state_dict(load_weights(checkpoint, "teacher"), strict=True)
-    if progress["record"] is not None:
-        _rebuild_student(state, SurgeryRecord.from_json(progress["record"]), load_weights(checkpoint, "student"))
-    if progress["complete"]:
+    if progress.record is not None:
+        state.plan, state.student = replay(state.recipe, state.teacher, progress.record, load_weights(checkpoint, "student"))
+        state.record = progress.record
+    if progress.complete:
         restore_rng(training["rng"])
-        state.log.truncate_after(progress["stage_index"] + 1, 0)
-        return progress["stage_index"] + 1, None
-    state.log.truncate_after(progress["stage_index"], progress["step"])
-    return progress["stage_index"], {**training, "epoch": progress["epoch"], "step": progress["step"]}
-
-
-def _rebuild_student(state: RunState, record: SurgeryRecord, weights: dict) -> None:
-    state.plan = plan(state.recipe, state.teacher, record.sparsity)
-    state.student = build_student(state.teacher, state.plan)
-    record.restructure(state.student)
-    state.student.load_state_dict(weights, strict=True)
-    state.record = record
+        state.log.truncate_after(progress.stage_index + 1, 0)
+        return progress.stage_index + 1, None
+    state.log.truncate_after(progress.stage_index, progress.step)
+    return progress.stage_index, {**training, "epoch": progress.epoch, "step": progress.step}
 
 
 def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
@@ -158,27 +153,3 @@ def _finish(state: RunState) -> None:
     write_text_atomic(state.run.record, json.dumps(state.record.to_json(), indent=2))
     cost = price_models(state.recipe, state.plan, state.teacher, state.student).to_json()
     write_report(state.run, {**state.results, "cost": cost}, state.recipe)
-
-
-def load_run(directory: str | Path, which: str = "student"):
-    """Rebuild a finished run's student (or teacher) in a fresh process: timm model, replayed surgery, strict weights.
-
-    Example:
-        >>> student = load_run("runs/quickstart")  # doctest: +SKIP
-    """
-    run = RunDir(Path(directory))
-    if not run.student_weights.exists():
-        raise SurgeryError(f"{directory}: no finished run here (missing {run.student_weights.name})")
-    recipe = load_recipe(run.recipe)
-    teacher = build_model(recipe.model.name, recipe.model.kwargs)
-    load_model(teacher, str(run.teacher_weights), strict=True)
-    if which == "teacher":
-        return teacher.requires_grad_(False)
-    record = SurgeryRecord.from_json(json.loads(run.record.read_text()))
-    student = build_student(teacher, plan(recipe, teacher, record.sparsity))
-    record.restructure(student)
-    try:
-        load_model(student, str(run.student_weights), strict=True)
-    except RuntimeError as error:
-        raise SurgeryError(f"{run.student_weights}: does not fit the student rebuilt from the run's record (written by another version?): {one_line(error)}") from error
-    return student.eval()

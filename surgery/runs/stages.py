@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
+from typing import Any
 
 from torch import nn
 
@@ -17,7 +18,7 @@ from far_modules import Registry, keep_masks, prunable_modules, pruning_report, 
 from surgery.data import Loaders, build_loaders
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
-from surgery.recipe import DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, TrainingStage
+from surgery.recipe import DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, Stage, TrainingStage
 from surgery.rewrite.student import substitute_paths
 from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
@@ -26,12 +27,13 @@ from surgery.train.engine import Engine, Objective
 from surgery.train.evaluation import block_fidelity, top1
 from surgery.train.objectives import ce_objective, distill_objective, finetune_objective, prune_objective
 
-StageRunner = Callable[[RunState, object, int, dict | None], None]
+StageRunner = Callable[[RunState, Any, int, dict | None], None]
+"""Runs one stage: (state, its spec from the recipe, its index, training state to resume from or None)."""
 STAGES: Registry[StageRunner] = Registry("stage")
 EVAL_BATCH = 256
 
 
-def run_stage(state: RunState, stage: object, index: int, resume: dict | None) -> None:
+def run_stage(state: RunState, stage: Stage, index: int, resume: dict | None) -> None:
     """Run one stage and record its wall time (a resumed stage counts only the time after resuming)."""
     started = time.perf_counter()
     STAGES.get(stage.kind)(state, stage, index, resume)
@@ -40,7 +42,7 @@ def run_stage(state: RunState, stage: object, index: int, resume: dict | None) -
     )
 
 
-def stage_label(stage: object, index: int) -> str:
+def stage_label(stage: Stage, index: int) -> str:
     return stage.name or f"{index}:{stage.kind}"
 
 
@@ -124,7 +126,7 @@ def _save(state: RunState, index: int, label: str, epoch: int, step: int, traini
     model = state.teacher if label == "teacher" else state.student
     path = save_checkpoint(
         state.run.checkpoints, f"stage{index:02d}-epoch{epoch:04d}", {label: model.state_dict()},
-        state.progress(index, complete=False, epoch=epoch, step=step), training,
+        state.progress(index, complete=False, epoch=epoch, step=step).to_json(), training,
     )
     state.last_checkpoint = path
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,37 @@ from surgery.runs.record import SurgeryRecord
 from surgery.runs.rundir import RunDir
 from surgery.train.distributed import DistContext
 from surgery.train.metrics import MetricsLog
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run is, as every checkpoint stores it (`state.json`): enough to resume it in a fresh process."""
+
+    stage_index: int
+    complete: bool
+    """The stage at `stage_index` finished; a resume starts the next one."""
+    epoch: int = 0
+    step: int = 0
+    pruned: bool = False
+    results: dict[str, Any] = field(default_factory=dict)
+    record: SurgeryRecord | None = None
+    """The surgery so far; None while only the teacher has been trained."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage_index": self.stage_index,
+            "complete": self.complete,
+            "epoch": self.epoch,
+            "step": self.step,
+            "pruned": self.pruned,
+            "results": self.results,
+            "record": self.record.to_json() if self.record else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunProgress:
+        record = SurgeryRecord.from_json(data["record"]) if data["record"] is not None else None
+        return cls(data["stage_index"], data["complete"], data["epoch"], data["step"], data["pruned"], data["results"], record)
 
 
 @dataclass
@@ -39,14 +71,6 @@ class RunState:
         assert self.plan is not None
         return self.plan.block_paths
 
-    def progress(self, stage_index: int, complete: bool, epoch: int = 0, step: int = 0) -> dict[str, Any]:
-        """The JSON a checkpoint stores about where the run is."""
-        return {
-            "stage_index": stage_index,
-            "complete": complete,
-            "epoch": epoch,
-            "step": step,
-            "pruned": self.pruned,
-            "results": self.results,
-            "record": self.record.to_json() if self.record else None,
-        }
+    def progress(self, stage_index: int, complete: bool, epoch: int = 0, step: int = 0) -> RunProgress:
+        """Where the run is now, for a checkpoint."""
+        return RunProgress(stage_index, complete, epoch, step, self.pruned, self.results, self.record)

@@ -1,0 +1,64 @@
+"""Replay: a student rebuilt from its recipe, its teacher and its surgery record, with weights loaded strictly.
+
+One sequence for every path that brings a student back (`load_run` in a fresh
+process, `--resume` from a checkpoint): plan the recipe on the teacher (sites
+chosen by the recorded sparsity, never measured again), build the student,
+restructure pruned substitutes as recorded, then load the weights, which must
+fit exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_model
+from torch import nn
+
+from surgery.errors import SurgeryError
+from surgery.models import build_model, one_line
+from surgery.recipe import Recipe, load_recipe
+from surgery.rewrite.plan import Plan, plan
+from surgery.rewrite.student import build_student
+from surgery.runs.record import SurgeryRecord
+from surgery.runs.rundir import RunDir
+
+
+def replay(recipe: Recipe, teacher: nn.Module, record: SurgeryRecord, weights: Path | dict[str, torch.Tensor]) -> tuple[Plan, nn.Module]:
+    """(plan, student) of `record`; `weights` is a safetensors file or a state dict, loaded strictly.
+
+    Raises:
+        SurgeryError: the weights do not fit the rebuilt student (names the file when there is one).
+    """
+    surgery_plan = plan(recipe, teacher, record.sparsity)
+    student = build_student(teacher, surgery_plan)
+    record.restructure(student)
+    try:
+        if isinstance(weights, Path):
+            load_model(student, str(weights), strict=True)
+        else:
+            student.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        source = weights if isinstance(weights, Path) else "the checkpoint's student weights"
+        raise SurgeryError(f"{source}: does not fit the student rebuilt from the run's record (written by another version?): {one_line(error)}") from error
+    return surgery_plan, student
+
+
+def load_run(directory: str | Path, which: Literal["student", "teacher"] = "student") -> nn.Module:
+    """Rebuild a finished run's student (or teacher) in a fresh process: timm model, replayed surgery, strict weights.
+
+    Example:
+        >>> student = load_run("runs/quickstart")  # doctest: +SKIP
+    """
+    run = RunDir(Path(directory))
+    if not run.student_weights.exists():
+        raise SurgeryError(f"{directory}: no finished run here (missing {run.student_weights.name})")
+    recipe = load_recipe(run.recipe)
+    teacher = build_model(recipe.model.name, recipe.model.kwargs)
+    load_model(teacher, str(run.teacher_weights), strict=True)
+    if which == "teacher":
+        return teacher.requires_grad_(False)
+    record = SurgeryRecord.from_json(json.loads(run.record.read_text()))
+    return replay(recipe, teacher, record, run.student_weights)[1].eval()
