@@ -22,19 +22,15 @@ from hwmodel.builder import Builder, Frontier
 from hwmodel.calls import Draft, Operand, classify_call
 from hwmodel.dataflow import RecurrentShapes
 from hwmodel.modules import classify_module, is_primitive
+from hwmodel.tracking import ModuleStack
 
 
 def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: Builder, incoming: Frontier) -> Frontier:
     """Append the ops of `module(*args, **kwargs)` to `builder`; `Operand`s in the arguments stand for tensors."""
     recorder = _Recorder(module, path, builder)
     real_args, real_kwargs = recorder.materialize((args, kwargs), incoming)
-    handles = recorder.hook()
-    try:
-        with torch.no_grad(), recorder:
-            out = module(*real_args, **real_kwargs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad(), recorder.stack, recorder:
+        out = module(*real_args, **real_kwargs)
     return recorder.frontier_of(out) or incoming
 
 
@@ -44,8 +40,9 @@ class _Recorder(RecurrentShapes):
     def __init__(self, root: nn.Module, path: str, builder: Builder) -> None:
         super().__init__(meta_only=False)
         self.root, self.builder = root, builder
-        self.paths = {id(m): f"{path}.{name}" if name else path for name, m in root.named_modules()}
-        self.stack, self.depth, self.quiet = [path], 0, False
+        children = {f"{path}.{name}": m for name, m in root.named_modules() if m is not root}
+        self.stack = ModuleStack(children, on_enter=self._enter, on_leave=self._leave, outer=[path])
+        self.depth, self.quiet = 0, False
         self.frontier: dict[int, Frontier] = {}
         self.activations: set[int] = set()
         self.alive: list[torch.Tensor] = []  # keeps ids unique while recording
@@ -64,11 +61,6 @@ class _Recorder(RecurrentShapes):
 
         return tree_map(real, values, is_leaf=lambda v: isinstance(v, Operand))
 
-    def hook(self) -> list[Any]:
-        children = [m for m in self.root.modules() if m is not self.root]
-        pre = [m.register_forward_pre_hook(self._enter, with_kwargs=True) for m in children]
-        return pre + [m.register_forward_hook(self._leave, with_kwargs=True) for m in children]
-
     def frontier_of(self, value: Any) -> Frontier:
         return frozenset().union(*(self.frontier.get(id(t), frozenset()) for t in _tensors(value)))
 
@@ -80,17 +72,14 @@ class _Recorder(RecurrentShapes):
             self._observe(name, (args, kwargs), out, partial(_classify_call, name))
         return out
 
-    def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        self.stack.append(self.paths[id(module)])
+    def _enter(self, path: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self.depth += is_primitive(module)
 
-    def _leave(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+    def _leave(self, path: str, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
         if is_primitive(module):
             self.depth -= 1
             if self.depth == 0:
-                name = self.paths[id(module)].replace(".", "_")
-                self._observe(name, (args, kwargs), out, partial(_classify_module, module))
-        self.stack.pop()
+                self._observe(path.replace(".", "_"), (args, kwargs), out, partial(_classify_module, module))
 
     def _observe(self, name: str, inputs: Any, out: Any, classify: Classifier) -> None:
         """Price one call: drafts from `classify(operand inputs, operand output)`, outputs tagged with them."""
@@ -105,7 +94,7 @@ class _Recorder(RecurrentShapes):
                 if activation:
                     self.builder.skip(name)
                 drafts = []
-            self._tag(_tensors(out), self.builder.place(drafts, incoming, self.stack[-1], name), activation)
+            self._tag(_tensors(out), self.builder.place(drafts, incoming, self.stack.current, name), activation)
         finally:
             self.quiet = False
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from hwmodel.tracking import ModuleStack
 from surgery.data import build_loaders
 from surgery.detect.sites import find_sites
 from surgery.errors import SurgeryError
@@ -58,7 +59,7 @@ class SiteSparsity:
 class _Rows(TorchFunctionMode):
     """Collects attention rows (..., H, N, N) per site while the model runs."""
 
-    def __init__(self, stack: list[str], top_fraction: float) -> None:
+    def __init__(self, stack: ModuleStack, top_fraction: float) -> None:
         super().__init__()
         self.stack, self.top_fraction = stack, top_fraction
         self.sums: dict[str, torch.Tensor] = {}  # path -> (3, H) sums of the metrics
@@ -68,10 +69,11 @@ class _Rows(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
-        if self.stack and func in _SOFTMAX and isinstance(result, torch.Tensor) and result.dim() >= 3:
-            self._add(self.stack[-1], result)
-        elif self.stack and func is F.scaled_dot_product_attention:  # inside the handler this mode is off
-            self._add(self.stack[-1], _probabilities(*args[:3], kwargs.get("attn_mask", args[3] if len(args) > 3 else None), kwargs))
+        path = self.stack.current
+        if path is not None and func in _SOFTMAX and isinstance(result, torch.Tensor) and result.dim() >= 3:
+            self._add(path, result)
+        elif path is not None and func is F.scaled_dot_product_attention:  # inside the handler this mode is off
+            self._add(path, _probabilities(*args[:3], kwargs.get("attn_mask", args[3] if len(args) > 3 else None), kwargs))
         return result
 
     def _add(self, path: str, probs: torch.Tensor) -> None:
@@ -107,21 +109,12 @@ def _probabilities(q: torch.Tensor, k: torch.Tensor, _v: torch.Tensor, mask: tor
 @torch.no_grad()
 def attention_sparsity(model: nn.Module, sites: list[str], batches: Iterable[torch.Tensor], top_fraction: float = 0.1) -> list[SiteSparsity]:
     """Sparsity of every site's attention rows over `batches` of model inputs (the model runs in eval mode)."""
-    stack: list[str] = []
+    stack = ModuleStack({path: model.get_submodule(path) for path in sites})
     mode = _Rows(stack, top_fraction)
-    handles = []
-    for path in sites:
-        module = model.get_submodule(path)
-        handles.append(module.register_forward_pre_hook(lambda _m, _a, path=path: stack.append(path)))
-        handles.append(module.register_forward_hook(lambda _m, _a, _o: stack.pop() and None))  # None: keep the output
     model.eval()
-    try:
-        with mode:
-            for images in batches:
-                model(images)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with stack, mode:
+        for images in batches:
+            model(images)
     results = []
     for path in sites:
         if path not in mode.sums:

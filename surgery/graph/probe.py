@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
+from hwmodel.tracking import ModuleStack
 from surgery.graph import contractions
 from surgery.graph.calls import CallShapes, passed_arguments
 
@@ -48,7 +50,7 @@ class _Call:
 class _Dataflow(TorchFunctionMode):
     """Tags tensors derived from tagged ones and records activation x activation contractions per module."""
 
-    def __init__(self, stack: list[str], calls: dict[str, _Call]) -> None:
+    def __init__(self, stack: ModuleStack, calls: dict[str, _Call]) -> None:
         super().__init__()
         self.tagged: dict[int, torch.Tensor] = {}  # id -> tensor, the reference keeps the id from being reused
         self.stack, self.calls = stack, calls
@@ -66,10 +68,10 @@ class _Dataflow(TorchFunctionMode):
             for value in tree_leaves(result):
                 if isinstance(value, torch.Tensor):
                     self.tag(value)
-            if func in contractions.CALLABLES and self.stack:
+            if func in contractions.CALLABLES and self.stack.current is not None:
                 operands = [value for value in (inputs[1:] if func is torch.einsum else inputs[:3]) if self.is_tagged(value)]
                 if len(operands) >= 2:
-                    call = self.calls[self.stack[-1]]
+                    call = self.calls[self.stack.current]
                     call.operands += [tuple(o.shape) for o in operands]
                     call.products.append(getattr(func, "__name__", str(func)))
                     call.query = call.query or tuple(operands[0].shape)
@@ -78,22 +80,13 @@ class _Dataflow(TorchFunctionMode):
 
 def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dict[str, ProbedCall]:
     """Run `model` on `example` and report every module inside the `opaque` paths that multiplies two activations."""
-    modules = dict(model.named_modules())
-    inside = [path for path in modules if any(path == top or path.startswith(f"{top}.") for top in opaque)]
-    stack: list[str] = []
+    inside = {path: module for path, module in model.named_modules() if any(path == top or path.startswith(f"{top}.") for top in opaque)}
     calls: dict[str, _Call] = {}
+    stack = ModuleStack(inside, on_enter=partial(_enter, calls), on_leave=partial(_leave, calls))
     mode = _Dataflow(stack, calls)
-    handles = []
-    for path in inside:
-        handles.append(modules[path].register_forward_pre_hook(_enter(path, stack, calls, mode), with_kwargs=True))
-        handles.append(modules[path].register_forward_hook(_leave(stack, calls)))
-    try:
-        with mode, torch.no_grad():
-            mode.tag(example)
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with stack, mode, torch.no_grad():
+        mode.tag(example)
+        model(example)
     return {
         path: ProbedCall(CallShapes(call.input, call.output, tuple(call.operands)), call.products, call.arguments, call.query)
         for path, call in calls.items()
@@ -101,23 +94,15 @@ def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dic
     }
 
 
-def _enter(path: str, stack: list[str], calls: dict[str, _Call], mode: _Dataflow):
-    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        stack.append(path)
-        if path not in calls:  # the first call describes the site
-            first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-            calls[path] = _Call(tuple(first.shape) if first is not None else None, passed_arguments(module, args, kwargs, _differs))
-
-    return hook
+def _enter(calls: dict[str, _Call], path: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    if path not in calls:  # the first call describes the site
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        calls[path] = _Call(tuple(first.shape) if first is not None else None, passed_arguments(module, args, kwargs, _differs))
 
 
-def _leave(stack: list[str], calls: dict[str, _Call]):
-    def hook(module: nn.Module, args: tuple, output: object) -> None:
-        path = stack.pop()
-        if calls[path].output is None and isinstance(output, torch.Tensor):
-            calls[path].output = tuple(output.shape)
-
-    return hook
+def _leave(calls: dict[str, _Call], path: str, module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+    if calls[path].output is None and isinstance(output, torch.Tensor):
+        calls[path].output = tuple(output.shape)
 
 
 def _differs(value: object, default: object) -> bool:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hwmodel
 
 PACKAGE = Path(hwmodel.__file__).parent
@@ -14,7 +16,7 @@ PACKAGE = Path(hwmodel.__file__).parent
 PURE = set(
     "__init__ actions budget builder calls cost device digital gpu mapping presets pricing schedule traffic workload".split()
 )
-TORCH = {"dataflow", "extract", "modules", "record"}
+TORCH = {"dataflow", "extract", "modules", "record", "tracking"}
 STDLIB_AND_PYDANTIC = set(sys.stdlib_module_names) | {"pydantic", "hwmodel"}
 
 
@@ -58,6 +60,7 @@ except ImportError:
 """
 
 
+@pytest.mark.slow
 def test_hwmodel_prices_without_torch_and_loads_extraction_lazily():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
