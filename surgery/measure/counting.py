@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
-from torch.utils.module_tracker import ModuleTracker
 
 from hwmodel.dataflow import RecurrentShapes
+from hwmodel.tracking import ModuleStack
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Coun
     """
     reference = next(model.parameters())
     example = torch.empty(batch, *input_size, device=reference.device, dtype=reference.dtype)
-    recurrent = _RecurrentPricer()
+    recurrent = _RecurrentPricer(model)
     # The math backend runs attention as matmuls, which the counter prices; fused CPU kernels it does not.
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, recurrent:
         model(example)
@@ -67,9 +67,9 @@ def recurrent_macs(x: torch.Tensor, weights: list[torch.Tensor]) -> int:
 class _RecurrentPricer(RecurrentShapes):
     """Adds each recurrent op's MACs to every module that was running it."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__(meta_only=False)
-        self.tracker = ModuleTracker()
+        self.tracker = ModuleStack(dict(model.named_modules()))
         self.macs_by_module: Counter[str] = Counter()
         self.total = 0
 
@@ -84,8 +84,8 @@ class _RecurrentPricer(RecurrentShapes):
     def on_recurrent(self, x: torch.Tensor, weights: list[torch.Tensor]) -> None:
         macs = recurrent_macs(x, weights)
         self.total += macs
-        for name in self.tracker.parents - {"Global"}:
-            self.macs_by_module[_strip_root(name)] += macs
+        for path in set(self.tracker.paths):
+            self.macs_by_module[path] += macs
 
 
 def _strip_root(name: str) -> str:
