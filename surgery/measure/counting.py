@@ -43,9 +43,10 @@ def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Coun
     """
     reference = next(model.parameters())
     example = torch.empty(batch, *input_size, device=reference.device, dtype=reference.dtype)
-    recurrent = _RecurrentPricer(model)
+    stack = ModuleStack(dict(model.named_modules()))
+    recurrent = _RecurrentPricer(stack)
     # The math backend runs attention as matmuls, which the counter prices; fused CPU kernels it does not.
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, recurrent:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, stack, recurrent:
         model(example)
     by_module = Counter(
         {_strip_root(name): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items() if name != "Global"}
@@ -67,24 +68,16 @@ def recurrent_macs(x: torch.Tensor, weights: list[torch.Tensor]) -> int:
 class _RecurrentPricer(RecurrentShapes):
     """Adds each recurrent op's MACs to every module that was running it."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, stack: ModuleStack) -> None:
         super().__init__(meta_only=False)
-        self.tracker = ModuleStack(dict(model.named_modules()))
+        self.stack = stack
         self.macs_by_module: Counter[str] = Counter()
         self.total = 0
-
-    def __enter__(self) -> _RecurrentPricer:
-        self.tracker.__enter__()
-        return super().__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
-        self.tracker.__exit__(*exc)
 
     def on_recurrent(self, x: torch.Tensor, weights: list[torch.Tensor]) -> None:
         macs = recurrent_macs(x, weights)
         self.total += macs
-        for path in set(self.tracker.paths):
+        for path in set(self.stack.paths):
             self.macs_by_module[path] += macs
 
 
