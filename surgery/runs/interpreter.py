@@ -41,7 +41,7 @@ from surgery.train.metrics import MetricsLog
 
 
 def apply_recipe(
-    recipe: Recipe, out: Path, *, resume: bool = False, force: bool = False, device: str = "cpu", tensorboard: bool = False
+    recipe: Recipe, out: str | Path, *, resume: bool = False, force: bool = False, device: str = "cpu", tensorboard: bool = False
 ) -> RunDir:
     """Run every stage of `recipe` into `out`; returns the finished run directory.
 
@@ -53,6 +53,7 @@ def apply_recipe(
     if isinstance(recipe.data, FolderData):
         check_folders(recipe.data)
     ctx = init_distributed(device)
+    out = Path(out)
     run = prepare_run_dir(out, resume=resume, force=force) if ctx.is_main else RunDir(out)
     barrier(ctx)
     if resume:
