@@ -18,7 +18,7 @@ from torch import fx, nn
 from hwmodel.dataflow import activation_nodes
 from surgery.detect.contracts import ContractError, SiteContract, read_contract
 from surgery.errors import SurgeryError
-from surgery.graph.calls import CallShapes, passed_arguments
+from surgery.graph.calls import AttentionCall, CallShapes, passed_arguments
 from surgery.graph.contractions import activation_products, contraction_operands
 from surgery.graph.probe import probe
 from surgery.graph.tracing import module_stack, propagate_shapes, shape_of, trace
@@ -76,10 +76,10 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     propagate_shapes(shallow, example)
     calls = {node.target: node for node in shallow.graph.nodes if node.op == "call_module"}
     described = {path: _traced(calls[path], nodes, carries, model.get_submodule(path)) for path, nodes in products.items()}
-    described.update({path: (call.shapes, call.products, call.extra_inputs, call.query) for path, call in probed.items()})
+    described.update(probed)
     order = {path: index for index, (path, _) in enumerate(model.named_modules())}
     paths = sorted(described, key=order.__getitem__)
-    return [_describe(index, model, path, *described[path]) for index, path in enumerate(paths)]
+    return [_describe(index, model, path, described[path]) for index, path in enumerate(paths)]
 
 
 def _opaque_modules(graph_module: fx.GraphModule, model: nn.Module) -> list[str]:
@@ -88,15 +88,13 @@ def _opaque_modules(graph_module: fx.GraphModule, model: nn.Module) -> list[str]
     return [path for path in dict.fromkeys(paths) if not type(model.get_submodule(path)).__module__.startswith("torch.")]
 
 
-def _traced(
-    call: fx.Node, products: list[fx.Node], carries: set[fx.Node], module: nn.Module
-) -> tuple[CallShapes, list[str], tuple[str, ...], tuple[int, ...] | None]:
+def _traced(call: fx.Node, products: list[fx.Node], carries: set[fx.Node], module: nn.Module) -> AttentionCall:
     """A shallow-traced call as shapes: its input, its output, and its (deep-traced) products' activation operands."""
     first = shape_of(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
     operands = tuple(shape for node in products for arg in contraction_operands(node) if arg in carries and (shape := shape_of(arg)) is not None)
-    names = [_describe_product(node) for node in products]
+    names = tuple(_describe_product(node) for node in products)
     residual = _adds_input(products[0].graph, call.target, carries)
-    return CallShapes(first, shape_of(call), operands, residual), names, _extra_inputs(call, module), _query_shape(products[0])
+    return AttentionCall(CallShapes(first, shape_of(call), operands, residual), names, _extra_inputs(call, module), _query_shape(products[0]))
 
 
 def _adds_input(graph: fx.Graph, path: str, carries: set[fx.Node]) -> bool:
@@ -120,18 +118,16 @@ def _products_by_owner(graph_module: fx.GraphModule) -> dict[str, list[fx.Node]]
     return owners
 
 
-def _describe(
-    index: int, model: nn.Module, path: str, call: CallShapes, products: list[str], extra_inputs: tuple[str, ...], query: tuple[int, ...] | None
-) -> Site:
+def _describe(index: int, model: nn.Module, path: str, seen: AttentionCall) -> Site:
     module = model.get_submodule(path)
     names = list(inspect.signature(module.forward).parameters)
     contract, refusal = None, ""
     try:
-        contract = read_contract(model, path, call, names[1:])
+        contract = read_contract(model, path, seen.shapes, names[1:])
     except ContractError as error:
         refusal = str(error)
-    dim, seq_len = _width_and_length(call.input, contract)
-    num_heads, head_dim = _head_layout(query)
+    dim, seq_len = _width_and_length(seen.shapes.input, contract)
+    num_heads, head_dim = _head_layout(seen.query)
     return Site(
         index=index,
         path=path,
@@ -142,8 +138,8 @@ def _describe(
         num_heads=num_heads,
         head_dim=head_dim,
         seq_len=seq_len,
-        products=tuple(products),
-        extra_inputs=extra_inputs,
+        products=seen.products,
+        extra_inputs=seen.extra_inputs,
         contract=contract,
         refusal=refusal,
     )

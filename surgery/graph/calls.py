@@ -23,6 +23,19 @@ class CallShapes:
     """The module adds its own input back (a residual): it is a block computing attention inline."""
 
 
+@dataclass(frozen=True)
+class AttentionCall:
+    """What tracing or probing saw of one module that multiplies two activations."""
+
+    shapes: CallShapes
+    products: tuple[str, ...]
+    """The contractions that multiplied two activations, by name."""
+    extra_inputs: tuple[str, ...]
+    """Arguments besides the first that were passed with non-default values."""
+    query: tuple[int, ...] | None
+    """Shape of the first activation operand of the first product: the head layout is read off it."""
+
+
 def passed_arguments(module: nn.Module, args: tuple, kwargs: dict, differs: Callable[[object, object], bool]) -> tuple[str, ...]:
     """Names of the arguments after the first whose value `differs` from the forward's default."""
     bound = inspect.signature(module.forward).bind(*args, **kwargs)

@@ -24,17 +24,7 @@ from torch.utils._pytree import tree_leaves
 
 from hwmodel.tracking import ModuleStack
 from surgery.graph import contractions
-from surgery.graph.calls import CallShapes, passed_arguments
-
-
-@dataclass
-class ProbedCall:
-    """What the probe saw of one module that multiplies two activations."""
-
-    shapes: CallShapes
-    products: list[str]
-    extra_inputs: tuple[str, ...]
-    query: tuple[int, ...] | None
+from surgery.graph.calls import AttentionCall, CallShapes, passed_arguments
 
 
 @dataclass
@@ -78,7 +68,7 @@ class _Dataflow(TorchFunctionMode):
         return result
 
 
-def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dict[str, ProbedCall]:
+def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dict[str, AttentionCall]:
     """Run `model` on `example` and report every module inside the `opaque` paths that multiplies two activations."""
     inside = {path: module for path, module in model.named_modules() if any(path == top or path.startswith(f"{top}.") for top in opaque)}
     calls: dict[str, _Call] = {}
@@ -88,7 +78,7 @@ def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dic
         mode.tag(example)
         model(example)
     return {
-        path: ProbedCall(CallShapes(call.input, call.output, tuple(call.operands)), call.products, call.arguments, call.query)
+        path: AttentionCall(CallShapes(call.input, call.output, tuple(call.operands)), tuple(call.products), call.arguments, call.query)
         for path, call in calls.items()
         if call.products
     }
