@@ -47,7 +47,8 @@ def resolve_target(text: str, overrides: Sequence[str] = (), accepts: Collection
     kind = kind_of(text)
     if kind not in accepts:
         expected = " or ".join(_NAMES[k] for k in accepts)
-        raise SurgeryError(f"{text}: expected {expected}, got {_NAMES[kind]}")
+        found = {"run": "a directory", "recipe": "a file", "model": "no such directory or file"}[kind]
+        raise SurgeryError(f"{text}: expected {expected}; found {found}")
     if kind == "run":
         return Target(text, kind, _run_recipe(text, overrides), RunDir(Path(text)))
     if kind == "recipe":

@@ -83,8 +83,6 @@ def _weights_from(target: Target, run: Path | None, overrides: list[str]) -> Tar
         return target
     if target.run is not None:
         raise SurgeryError(f"{target.text} is a run directory already; give --run only with a recipe")
-    if not run.is_dir():
-        raise SurgeryError(f"--run {run}: not a run directory")
     trained = resolve_target(str(run), overrides, accepts=("run",))
     expected, found = target.recipe.model.name, trained.recipe.model.name
     if target.kind == "recipe" and expected != found:
