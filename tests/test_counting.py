@@ -7,11 +7,11 @@ import copy
 import pytest
 import timm
 import torch
-from strategies import set_fused_attn, single_thread  # noqa: F401 - single_thread: a fixture
 from torch import nn
 
 from far_modules import MultiHeadBiLSTM
 from surgery import Counts, Recipe, build_model, build_student, count, plan
+from tests.strategies import set_fused_attn, single_thread  # noqa: F401 - single_thread: a fixture
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

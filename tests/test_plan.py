@@ -6,11 +6,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from strategies import single_thread  # noqa: F401 - a fixture, used through pytestmark
 from torch import nn
 
 from far_modules import MultiHeadBiLSTM
 from surgery import Counts, Plan, Recipe, SurgeryError, build_model, build_student, count, load_recipe, plan
+from tests.strategies import single_thread  # noqa: F401 - a fixture, used through pytestmark
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -15,15 +15,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
-from strategies import (  # noqa: F401 - single_thread: a fixture, used through pytestmark
-    PROPERTY_SETTINGS,
-    Selection,
-    VitConfig,
-    attn_path,
-    build_vit,
-    single_thread,
-    surgeries,
-)
 from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.module_tracker import ModuleTracker
@@ -32,10 +23,21 @@ import surgery
 from far_modules import MultiHeadBiLSTM
 from surgery import Plan, Recipe
 from surgery.graph import TimmTracer, activation_products, module_stack, trace
+from tests.strategies import (  # noqa: F401 - single_thread: a fixture, used through pytestmark
+    PROPERTY_SETTINGS,
+    Selection,
+    VitConfig,
+    attn_path,
+    build_vit,
+    single_thread,
+    surgeries,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
+# One fixed draw from `vit_configs`, not tests.tiny's recipe model: it has one block, so selecting every site is
+# `Selection({}, {0})`, and it sets what a recipe's kwargs leave to timm (prefix tokens, pooling, fused attention).
 TINY = VitConfig(
     depth=1, num_heads=2, head_dim=4, patch_size=8, grid=2, in_chans=3, class_token=True,
     reg_tokens=0, no_embed_class=False, global_pool="token", num_classes=3, fused_attn=True,

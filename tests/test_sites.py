@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 import timm
 import torch
-from strategies import set_fused_attn, single_thread  # noqa: F401 - single_thread: a fixture
 from torch import nn
 
 from surgery import Site, SurgeryError, find_sites
+from tests.strategies import set_fused_attn, single_thread  # noqa: F401 - single_thread: a fixture
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

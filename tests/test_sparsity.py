@@ -75,19 +75,16 @@ def test_a_site_without_attention_rows_is_reported():
         attention_sparsity(nn.Sequential(nn.Linear(4, 4)), ["0"], [torch.randn(2, 4)])
 
 
-def test_analyze_reads_a_runs_teacher_on_its_validation_data(tmp_path):
+@pytest.mark.slow
+def test_analyze_reads_a_runs_teacher_on_its_validation_data(run_copy, tmp_path):  # a copy: the maps go into the run
     import json
 
-    from tiny_recipe import write_tiny_recipe
     from typer.testing import CliRunner
 
     from surgery.cli import app
-    from surgery.recipe import load_recipe
-    from surgery.runs import apply_recipe
 
-    run = apply_recipe(load_recipe(write_tiny_recipe(tmp_path)), tmp_path / "run")
     plot = tmp_path / "sparsity.png"
-    args = ["analyze", str(run.root), "--batches", "1", "--batch-size", "16", "--plot", str(plot), "--maps", "--json"]
+    args = ["analyze", str(run_copy.root), "--batches", "1", "--batch-size", "16", "--plot", str(plot), "--maps", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -97,7 +94,7 @@ def test_analyze_reads_a_runs_teacher_on_its_validation_data(tmp_path):
     assert plot.stat().st_size > 0
     maps = [Path(p) for p in report["maps"]]
     assert [p.name for p in maps] == ["blocks.0.attn.png", "blocks.1.attn.png"]
-    assert all(p.parent == run.root / "plots" / "dependency" and p.stat().st_size > 0 for p in maps)
+    assert all(p.parent == run_copy.root / "plots" / "dependency" and p.stat().st_size > 0 for p in maps)
 
 
 def test_saliency_of_a_token_wise_module_is_the_identity_and_of_a_shift_is_the_shift():

@@ -7,19 +7,18 @@ import pytest
 from surgery import SurgeryError
 from surgery.recipe import dump_recipe
 from surgery.targets import resolve_target
+from tests.tiny import recipe_data, to_yaml, write_recipe
 
-RECIPE = """\
-name: tiny
-model: {name: vit_tiny_patch16_224, kwargs: {img_size: 32, patch_size: 8, depth: 2}}
-rewrites: [{select: {path: "blocks.*.attn"}, substitute: conv}]
-"""
+
+def _conv_recipe() -> dict:
+    data = recipe_data()
+    data["rewrites"][0]["substitute"] = "conv"
+    return data
 
 
 @pytest.fixture
 def recipe_file(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(RECIPE)
-    return path
+    return write_recipe(tmp_path, _conv_recipe())
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ def test_a_recipe_file_is_loaded_with_the_overrides(recipe_file):
 
 def test_a_file_without_a_yaml_suffix_is_still_a_recipe(tmp_path):
     path = tmp_path / "recipe.txt"
-    path.write_text(RECIPE)
+    path.write_text(to_yaml(_conv_recipe()))
     assert resolve_target(str(path), accepts=("recipe",)).recipe.name == "tiny"
 
 

@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import TINY_RECIPE as MINIMAL
-from cli_helpers import invoke
-from cli_helpers import write_recipe as write
+
+from tests.cli.cli_helpers import invoke
+from tests.tiny import recipe_data, to_yaml, write_recipe
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 DEIT = str(RECIPES / "deit_far.yaml")
 LOCATED = re.compile(r"^(\S+:\d+:\d+|--set \S+): ")
+MINIMAL = to_yaml(recipe_data())
 
 
 def test_validate_accepts_the_paper_recipe():
@@ -23,7 +24,7 @@ def test_validate_accepts_the_paper_recipe():
 
 
 def test_validate_reports_unknown_key_with_location_and_suggestion(tmp_path):
-    recipe = write(tmp_path, MINIMAL.replace("substitute: bilstm", "substitute: bilstm\n    parms: {}"))
+    recipe = write_recipe(tmp_path, MINIMAL.replace("substitute: bilstm", "substitute: bilstm\n    parms: {}"))
     result = invoke("validate", recipe)
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
@@ -32,14 +33,14 @@ def test_validate_reports_unknown_key_with_location_and_suggestion(tmp_path):
 
 
 def test_validate_reports_wrong_type_with_location(tmp_path):
-    recipe = write(tmp_path, MINIMAL.replace("name: tiny", "name: tiny\nseed: many"))
+    recipe = write_recipe(tmp_path, MINIMAL.replace("name: tiny", "name: tiny\nseed: many"))
     result = invoke("validate", recipe)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"{recipe}:2:1:") and "seed" in result.stderr
 
 
 def test_validate_names_registered_substitutes(tmp_path):
-    result = invoke("validate", write(tmp_path, MINIMAL.replace("substitute: bilstm", "substitute: bilstn")))
+    result = invoke("validate", write_recipe(tmp_path, MINIMAL.replace("substitute: bilstm", "substitute: bilstn")))
     assert result.exit_code == 2
     assert LOCATED.match(result.stderr) and "did you mean 'bilstm'" in result.stderr
 

@@ -6,17 +6,16 @@ import json
 import math
 
 import pytest
-from cli_helpers import TINY_RECIPE as TINY
-from cli_helpers import invoke
+
+from tests.cli.cli_helpers import invoke
+from tests.tiny import recipe_data, write_recipe
 
 SIZES = ("latency_s", "energy_j", "traffic_bytes", "area_mm2", "crossbars")
 
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("cost") / "tiny.yaml"
-    path.write_text(TINY)
-    return str(path)
+    return str(write_recipe(tmp_path_factory.mktemp("cost"), recipe_data()))
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,14 @@ from typer.testing import CliRunner
 
 from surgery.cli import app
 from surgery.deploy.bench import time_alternating
-from tests.export.test_export import TINY
+from tests.tiny import recipe_data, write_recipe
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
-    recipe = tmp_path_factory.mktemp("bench") / "tiny.yaml"
-    recipe.write_text(TINY)
+    recipe = write_recipe(tmp_path_factory.mktemp("bench"), recipe_data())
     args = ["bench", str(recipe), "--img-size", "32", "--img-size", "48", "--runs", "3", "--warmup", "1", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -57,8 +56,7 @@ def test_models_alternate_and_warmup_is_untimed():
 
 
 def test_int8_runs_both_models_of_the_comparison(tmp_path):
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(TINY)
+    recipe = write_recipe(tmp_path, recipe_data())
     args = ["bench", str(recipe), "--img-size", "32", "--runs", "1", "--warmup", "0", "--precision", "int8", "--no-eager", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -68,8 +66,7 @@ def test_int8_runs_both_models_of_the_comparison(tmp_path):
 
 
 def test_keep_ratio_benches_a_uniformly_shrunk_student(tmp_path, report):
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(TINY)
+    recipe = write_recipe(tmp_path, recipe_data())
     args = ["bench", str(recipe), "--img-size", "32", "--runs", "1", "--warmup", "0", "--no-eager", "--keep-ratio", "0.5", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -81,8 +78,7 @@ def test_keep_ratio_benches_a_uniformly_shrunk_student(tmp_path, report):
 
 @pytest.mark.parametrize("ratio", ["0", "1.5"])
 def test_keep_ratio_outside_the_unit_interval_is_refused(tmp_path, ratio):
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(TINY)
+    recipe = write_recipe(tmp_path, recipe_data())
     result = runner.invoke(app, ["bench", str(recipe), "--img-size", "32", "--keep-ratio", ratio])
     assert result.exit_code == 2
     assert "keep-ratio" in result.output

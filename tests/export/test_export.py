@@ -18,17 +18,8 @@ from surgery.deploy.export import INPUT, Models, check_graph, check_parity, expo
 from surgery.errors import SurgeryError
 from surgery.recipe import recipe_from_data
 from surgery.recipe.schema import ExportSpec
+from tests.tiny import recipe_data, write_recipe
 
-KWARGS = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
-TINY = f"""\
-name: tiny
-model:
-  name: vit_tiny_patch16_224
-  kwargs: {KWARGS}
-rewrites:
-  - select: {{path: "blocks.*.attn"}}
-    substitute: bilstm
-"""
 LSTMS = 2 * 2 * 2  # heads x directions x blocks
 runner = CliRunner()
 
@@ -36,8 +27,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def models() -> Models:
     torch.manual_seed(0)
-    data = {"name": "tiny", "model": {"name": "vit_tiny_patch16_224", "kwargs": KWARGS}, "rewrites": [{"substitute": "bilstm"}]}
-    return models_from_recipe(recipe_from_data(data, []))
+    return models_from_recipe(recipe_from_data(recipe_data(), []))
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +118,7 @@ def test_an_existing_file_is_kept_without_force(models, exported):
 
 @pytest.fixture
 def recipe(tmp_path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
-    return path
+    return write_recipe(tmp_path, recipe_data())
 
 
 def test_cli_writes_the_file_and_reports_it(recipe, tmp_path):

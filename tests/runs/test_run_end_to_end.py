@@ -8,24 +8,23 @@ import sys
 
 import pytest
 import torch
-from tiny_recipe import write_tiny_recipe
 from typer.testing import CliRunner
 
 from surgery.cli import app
 from surgery.errors import SurgeryError
 from surgery.recipe import load_recipe
-from surgery.runs import apply_recipe, load_run
+from surgery.runs import RunDir, apply_recipe, load_run
+
+pytestmark = pytest.mark.slow  # every test reads the session's finished run (tests/conftest.py)
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    recipe = load_recipe(write_tiny_recipe(root))
-    return recipe, apply_recipe(recipe, root / "out")
+@pytest.fixture
+def run(finished_run) -> RunDir:
+    """The session's finished run, to read only."""
+    return finished_run.run
 
 
-def test_report_holds_teacher_student_pruned(finished_run):
-    _, run = finished_run
+def test_report_holds_teacher_student_pruned(run):
     report = json.loads(run.report_json.read_text())
     for name in ("teacher", "student", "pruned"):
         assert 0 <= report[name]["top1"] <= 100
@@ -38,8 +37,7 @@ def test_report_holds_teacher_student_pruned(finished_run):
     assert "| pruned |" in run.report_md.read_text()
 
 
-def test_report_prices_the_final_student_against_the_teacher(finished_run):
-    _, run = finished_run
+def test_report_prices_the_final_student_against_the_teacher(run):
     report = json.loads(run.report_json.read_text())
     cost = report["cost"]
     assert cost["teacher"]["macs"] == pytest.approx(report["teacher"]["macs"], rel=1e-6)
@@ -49,33 +47,30 @@ def test_report_prices_the_final_student_against_the_teacher(finished_run):
     assert "## Hardware cost" in run.report_md.read_text() and (run.plots / "energy.png").stat().st_size > 0
 
 
-def test_existing_run_is_not_overwritten_without_force(finished_run):
-    recipe, run = finished_run
-    before = run.student_weights.read_bytes()
+def test_existing_run_is_not_overwritten_without_force(finished_run, run_copy):
+    before = run_copy.student_weights.read_bytes()
     with pytest.raises(SurgeryError, match="--resume .* or --force"):
-        apply_recipe(recipe, run.root)
-    assert run.student_weights.read_bytes() == before
+        apply_recipe(load_recipe(finished_run.recipe), run_copy.root)
+    assert run_copy.student_weights.read_bytes() == before
 
 
-def test_replay_in_a_fresh_process_matches_the_run(finished_run):
-    _, run = finished_run
+def test_replay_in_a_fresh_process_matches_the_run(run, tmp_path):
     student = load_run(run.root)
     images = torch.randn(4, 1, 8, 8)
-    torch.save(images, run.root / "probe.pt")
+    torch.save(images, tmp_path / "probe.pt")
     expected = student(images)
     code = (
         "import sys, torch; from surgery.runs import load_run; "
-        "s = load_run(sys.argv[1]); x = torch.load(sys.argv[1] + '/probe.pt'); "
-        "torch.save(s(x), sys.argv[1] + '/probe_out.pt')"
+        "s = load_run(sys.argv[1]); x = torch.load(sys.argv[2] + '/probe.pt'); "
+        "torch.save(s(x), sys.argv[2] + '/probe_out.pt')"
     )
-    subprocess.run([sys.executable, "-c", code, str(run.root)], check=True)
-    assert torch.equal(torch.load(run.root / "probe_out.pt"), expected)
+    subprocess.run([sys.executable, "-c", code, str(run.root), str(tmp_path)], check=True)
+    assert torch.equal(torch.load(tmp_path / "probe_out.pt"), expected)
     report = json.loads(run.report_json.read_text())
     assert sum(p.numel() for p in student.parameters()) == report["pruned"]["params"]
 
 
-def test_evaluate_cli_reproduces_the_report_from_disk(finished_run):
-    _, run = finished_run
+def test_evaluate_cli_reproduces_the_report_from_disk(run):
     result = CliRunner().invoke(app, ["evaluate", str(run.root), "--json"])
     assert result.exit_code == 0, result.output
     measured, report = json.loads(result.stdout), json.loads(run.report_json.read_text())

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import timm
 from safetensors.torch import save_file
-from tiny_recipe import TINY
 from typer.testing import CliRunner
 
 from surgery.cli import app
@@ -18,13 +17,15 @@ from surgery.models import build_model
 from surgery.recipe import FitStage, SyntheticData
 from surgery.train import Engine, NonFiniteLoss, StepResult, init_distributed
 from surgery.train.metrics import MetricsLog
+from tests.tiny import recipe_data, write_recipe
 
 runner = CliRunner()
 
 
 def test_missing_dataset_folder_is_refused_before_the_run_directory_exists(tmp_path: Path):
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(TINY.replace("data: {kind: digits}", f"data: {{kind: folder, root: {tmp_path / 'nowhere'}}}"))
+    data = recipe_data(trained=True)
+    data["data"] = {"kind": "folder", "root": str(tmp_path / "nowhere")}
+    recipe = write_recipe(tmp_path, data)
     result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert f"{tmp_path / 'nowhere'} does not exist" in result.stderr

@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_recipe import write_tiny_recipe
 
 from surgery.train.checkpoint import latest_checkpoint, load_state
+from tests.tiny import recipe_data, write_recipe
 
 STEPS_PER_EPOCH = 11  # 1437 training digits // batch 128, last partial batch dropped
 
@@ -50,8 +51,9 @@ def assert_checkpoints_whole(out: Path) -> None:
     assert latest_checkpoint(root).is_dir()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_unbroken_run(tmp_path):
-    recipe = write_tiny_recipe(tmp_path)
+    recipe = write_recipe(tmp_path, recipe_data(trained=True))
     assert apply(recipe, tmp_path / "unbroken").wait() == 0
     killed = tmp_path / "killed"
     kill_during_distill(apply(recipe, killed), killed)

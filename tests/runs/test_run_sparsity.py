@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny_recipe import TINY
 
 from surgery.detect.sites import Site
 from surgery.errors import SurgeryError
@@ -16,6 +15,7 @@ from surgery.rewrite.select import select
 from surgery.rewrite.student import plan_and_build
 from surgery.runs import apply_recipe, load_run
 from surgery.runs.evaluate import evaluate_run
+from tests.tiny import recipe_data
 
 
 def site(index: int) -> Site:
@@ -54,6 +54,7 @@ def test_planning_without_measurements_says_where_and_why(tmp_path):
         plan_and_build(load_recipe(recipe), "cpu")
 
 
+@pytest.mark.slow
 def test_a_run_measures_sparsity_selects_by_it_and_replays_the_same_student(tmp_path):
     recipe = recipe_from_data(_tiny_with_sparsity(), [])
     run = apply_recipe(recipe, tmp_path / "run")
@@ -71,9 +72,7 @@ def test_a_run_measures_sparsity_selects_by_it_and_replays_the_same_student(tmp_
 
 
 def _tiny_with_sparsity() -> dict:
-    import yaml
-
-    data = yaml.safe_load(TINY)
+    data = recipe_data(trained=True)
     data["rewrites"][0]["select"] = {"path": "blocks.*.attn", "sparsity": {"metric": "entropy", "keep_dense": 1}}
     data["stages"] = [s for s in data["stages"] if s["kind"] in ("fit", "distill")] + [{"kind": "evaluate"}]
     return data

@@ -1,0 +1,1 @@
+"""Golden tests of the `surgery` command line, and the runner they share (`cli_helpers`)."""

@@ -1,0 +1,1 @@
+"""Tests of the data loaders: embedded digits, synthetic data and image folders."""

@@ -1,0 +1,1 @@
+"""Tests of hwmodel, the hardware cost model; most of them run without torch (see .ci/run)."""

@@ -1,0 +1,1 @@
+"""Tests of recipes: schema, loader, overrides, checks and the hardware section."""

@@ -1,0 +1,1 @@
+"""Tests of training: the engine and its objectives."""
