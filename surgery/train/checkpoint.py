@@ -1,4 +1,9 @@
-"""Atomic checkpoints: safetensors weights, torch-saved optimizer/scheduler/RNG state, JSON progress.
+"""Atomic checkpoints: safetensors weights, optimizer/scheduler/RNG state, JSON progress.
+
+A run directory may come from someone else, so nothing in it is unpickled:
+the training state (tensors, numbers, strings and containers of them, RNG
+states included) is read with `torch.load(weights_only=True)`, which refuses
+anything that would run code.
 
 A checkpoint is a directory written under a temporary name and renamed into
 place; `latest` (a one-line file replaced atomically) names the newest complete
@@ -13,10 +18,14 @@ import os
 import random
 import shutil
 from pathlib import Path
+from pickle import UnpicklingError
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from surgery.errors import SurgeryError
+from surgery.models import one_line
 
 KEEP = 2
 
@@ -39,8 +48,14 @@ def save_checkpoint(root: Path, name: str, weights: dict[str, dict[str, torch.Te
 
 
 def latest_checkpoint(root: Path) -> Path | None:
+    """The checkpoint `latest` names, which must be a folder directly inside `root`."""
     pointer = root / "latest"
-    return root / pointer.read_text().strip() if pointer.exists() else None
+    if not pointer.exists():
+        return None
+    name = pointer.read_text().strip()
+    if not name or Path(name).name != name or name in (".", "..") or not (root / name).is_dir():
+        raise SurgeryError(f"{pointer}: names {name!r}, which is no checkpoint folder in {root}")
+    return root / name
 
 
 def load_weights(checkpoint: Path, label: str) -> dict[str, torch.Tensor]:
@@ -48,13 +63,23 @@ def load_weights(checkpoint: Path, label: str) -> dict[str, torch.Tensor]:
 
 
 def load_state(checkpoint: Path) -> tuple[dict, dict]:
-    """(progress JSON, training state with optimizer/scheduler/RNG)."""
-    state = json.loads((checkpoint / "state.json").read_text())
-    return state, torch.load(checkpoint / "training.pt", weights_only=False)
+    """(progress JSON, training state with optimizer/scheduler/RNG), each refused in one line when unreadable."""
+    progress, training = checkpoint / "state.json", checkpoint / "training.pt"
+    try:
+        state = json.loads(progress.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SurgeryError(f"{progress}: cannot be read as a checkpoint's progress: {error}") from error
+    try:
+        return state, torch.load(training, weights_only=True)
+    except (OSError, RuntimeError, UnpicklingError, EOFError) as error:
+        raise SurgeryError(f"{training}: not a training state this version reads safely (written by another version, or damaged): {one_line(error)}") from error
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors, numbers and tuples: what `torch.load(weights_only=True)` reads back."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    numpy = (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss)
+    return {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate()}
 
 
 def seed_everything(seed: int) -> None:
@@ -66,7 +91,8 @@ def seed_everything(seed: int) -> None:
 
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     random.setstate(state["python"])
 
 
