@@ -102,3 +102,18 @@ def test_counting_leaves_the_model_as_it_was() -> None:
     count(model, (3, 32, 32))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model.training
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("cait_xxs24_224", {"img_size": 32, "patch_size": 8, "depth": 1, "depth_token_only": 1}),
+        ("vit_base_patch16_siglip_224", {"img_size": 32, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2}),
+    ],
+)
+def test_models_whose_modules_return_a_parameter_are_counted_and_keep_their_grad_flags(name, kwargs):
+    """CaiT hands its class token and SigLIP's pooling head its latent straight to a module: counting must not trip on them."""
+    model = build_model(name, kwargs)
+    flags = [p.requires_grad for p in model.parameters()]
+    assert count(model, (3, 32, 32)).macs > 0
+    assert [p.requires_grad for p in model.parameters()] == flags

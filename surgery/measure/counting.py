@@ -9,6 +9,8 @@ never values.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,7 +48,7 @@ def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Coun
     stack = ModuleStack(dict(model.named_modules()))
     recurrent = _RecurrentPricer(stack)
     # The math backend runs attention as matmuls, which the counter prices; fused CPU kernels it does not.
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, stack, recurrent:
+    with _frozen(model), torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, stack, recurrent:
         model(example)
     by_module = Counter(
         {_strip_root(name): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items() if name != "Global"}
@@ -54,6 +56,19 @@ def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Coun
     by_module.update(recurrent.macs_by_module)
     total = counter.get_total_flops() // 2 + recurrent.total
     return Counts(params=sum(p.numel() for p in model.parameters()), macs=total, macs_by_module=dict(by_module))
+
+
+@contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """No parameter requires grad while counting: the counter's module tracker hooks the gradients of outputs that
+    do, and fails on a module that returns a parameter itself (CaiT's class token, attention-pooling latents)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 def module_params(model: nn.Module, path: str) -> int:
