@@ -84,7 +84,7 @@ def _parse_yaml(text: str, file: str) -> Located:
     try:
         return _construct(text, file)
     except yaml.YAMLError as error:
-        raise RecipeError([_yaml_problem(error, file)]) from None
+        raise RecipeError([_yaml_problem(error, text, file)]) from None
 
 
 def _construct(text: str, file: str) -> Located:
@@ -98,12 +98,21 @@ def _construct(text: str, file: str) -> Located:
         loader.dispose()
 
 
-def _yaml_problem(error: yaml.YAMLError, file: str) -> Problem:
-    """Syntax and unsafe-tag errors at the mark PyYAML gives; unreadable characters have none."""
+def _yaml_problem(error: yaml.YAMLError, text: str, file: str) -> Problem:
+    """Syntax and unsafe-tag errors at the mark PyYAML gives; a character YAML refuses at its position in `text`."""
+    if isinstance(error, yaml.reader.ReaderError):
+        return Problem(_offset_location(text, error.position, file), f"invalid YAML: control character U+{error.character:04X} is not allowed")
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     if mark is None:
         return Problem(None, f"invalid YAML in {file}: {' '.join(str(error).split())}")
     return Problem(_location(mark, file), f"invalid YAML: {error.problem}")
+
+
+def _offset_location(text: str | bytes, offset: int, file: str) -> Location:
+    """FILE:LINE:COL of the character (or byte) at `offset`."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    before = text[:offset]
+    return Location(file, before.count(newline) + 1, offset - (before.rfind(newline) + 1) + 1)
 
 
 def _build(loader: _SafeLoader, node: yaml.Node, path: KeyPath, locations: Locations, file: str, mark: Any) -> Any:
@@ -151,10 +160,13 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> Located:
 def _read_mapping(path: Path) -> Located:
     """Reads one file, which must hold a mapping at its top level."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise RecipeError([Problem(None, f"cannot read recipe {path}: {reason}")]) from None
+        raw = path.read_bytes()
+    except OSError as error:
+        raise RecipeError([Problem(None, f"cannot read recipe {path}: {error.strerror or error}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError([Problem(_offset_location(raw, error.start, str(path)), f"not UTF-8: byte {raw[error.start]:#04x} cannot be decoded")]) from None
     data, locations = _parse_yaml(text, str(path))
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
