@@ -104,6 +104,12 @@ def _split_folder(data: FolderData, split: str) -> Path:
     return data.root / split
 
 
+def folder_class_count(data: FolderData) -> int:
+    """The recipe's `data.num_classes`, else the number of class folders in the training split."""
+    classes = [path for path in _split_folder(data, data.train_split).iterdir() if path.is_dir()]
+    return _num_classes(data, len(classes))
+
+
 def _num_classes(data: FolderData, found: int) -> int:
     if data.num_classes is None:
         return found

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from surgery.data.digits import NUM_CLASSES as DIGITS_CLASSES
 from surgery.data.digits import digits_splits
-from surgery.data.folder import build_mixup, folder_splits
+from surgery.data.folder import build_mixup, folder_class_count, folder_splits
 from surgery.data.splits import Splits
 from surgery.data.synthetic import synthetic_splits
 from surgery.errors import SurgeryError
@@ -74,6 +75,33 @@ def build_loaders(
         num_classes=splits.num_classes,
         mixup=mixup,
     )
+
+
+def build_val_loader(
+    data: Data,
+    input_size: tuple[int, int, int],
+    batch_size: int,
+    *,
+    seed: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
+    model_data_config: dict | None = None,
+) -> DataLoader:
+    """The validation loader alone, for evaluation: it works on a split of any size, so no training batch is checked."""
+    splits = _splits(data, input_size, seed, model_data_config)
+    return _Shard(world_size, rank, seed, data.workers).loader(splits.val, per_rank_batch(batch_size, world_size), train=False)
+
+
+def class_count(data: Data) -> int:
+    """How many classes the data labels, known before any image is read."""
+    match data:
+        case FolderData():
+            return folder_class_count(data)
+        case DigitsData():
+            return DIGITS_CLASSES
+        case SyntheticData():
+            return data.num_classes
+    raise TypeError(f"unknown data source {type(data).__name__}")
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

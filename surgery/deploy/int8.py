@@ -16,7 +16,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from surgery.data import build_loaders
+from surgery.data import build_val_loader
 from surgery.deploy.bench import STUDENT, quantize_int8
 from surgery.deploy.export import INPUT, OUTPUT, Models, export_onnx
 from surgery.errors import SurgeryError
@@ -56,13 +56,13 @@ def int8_accuracy(recipe: Recipe, models: Models, workdir: Path, batch_size: int
     """fp32 and int8 top-1 of a run's teacher and student (`models`) on its `recipe`'s validation split."""
     if recipe.data is None:
         raise SurgeryError(f"recipe {recipe.name!r} has no data section to measure int8 accuracy on")
-    loaders = build_loaders(recipe.data, models.input_size, batch_size, seed=recipe.seed)
+    val = build_val_loader(recipe.data, models.input_size, batch_size, seed=recipe.seed)
     ctx = init_distributed("cpu")
     spec = models.spec.model_copy(update={"dynamic_batch": True})
     results = []
     for name, model in ((models.name, models.teacher), (STUDENT, models.student)):
         path = export_onnx(model, models.input_size, workdir / f"{name}-accuracy.onnx", spec, force=True).path
-        fp32 = top1(OnnxClassifier(path), loaders.val, ctx)
-        int8 = top1(OnnxClassifier(quantize_int8(path)), loaders.val, ctx)
+        fp32 = top1(OnnxClassifier(path), val, ctx)
+        int8 = top1(OnnxClassifier(quantize_int8(path)), val, ctx)
         results.append(PrecisionAccuracy(name, fp32, int8))
     return results

@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from hwmodel.tracking import ModuleStack
-from surgery.data import build_loaders
+from surgery.data import build_val_loader
 from surgery.detect.sites import find_sites
 from surgery.errors import SurgeryError
 from surgery.models import example_input
@@ -139,5 +139,5 @@ def measure_sites(
 
 def validation_images(recipe: Recipe, size: tuple[int, int, int], batches: int, batch_size: int) -> list[torch.Tensor]:
     """The first `batches` batches of the recipe's validation split."""
-    loader = build_loaders(recipe.data, size, batch_size, seed=recipe.seed).val
+    loader = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed)
     return [batch for batch, _ in itertools.islice(loader, batches)]

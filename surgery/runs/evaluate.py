@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from surgery.data import build_loaders
+from surgery.data import build_val_loader
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
 from surgery.models import input_size
@@ -23,7 +23,7 @@ def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, floa
     for which in ("teacher", "student"):
         model = load_run(run.root, which=which)
         size = input_size(model, recipe.model.input_size)
-        loaders = build_loaders(recipe.data, size, batch_size, seed=recipe.seed)
+        val = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed)
         counts = count(model, size)
-        results[which] = {"top1": top1(model, loaders.val, ctx), "params": counts.params, "macs": counts.macs}
+        results[which] = {"top1": top1(model, val, ctx), "params": counts.params, "macs": counts.macs}
     return results

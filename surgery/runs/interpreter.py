@@ -20,6 +20,7 @@ from surgery.models import build_model, input_size
 from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe
 from surgery.rewrite.plan import plan
 from surgery.rewrite.student import build_student
+from surgery.runs.head import fit_head
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.replay import replay
 from surgery.runs.report import write_report
@@ -37,6 +38,7 @@ from surgery.train.checkpoint import (
     write_text_atomic,
 )
 from surgery.train.distributed import DistContext, barrier, init_distributed
+from surgery.train.engine import console
 from surgery.train.metrics import MetricsLog
 
 
@@ -52,6 +54,7 @@ def apply_recipe(
     check_stage_order(recipe)
     if isinstance(recipe.data, FolderData):
         check_folders(recipe.data)
+    recipe, head = fit_head(recipe)
     ctx = init_distributed(device)
     out = Path(out)
     run = prepare_run_dir(out, resume=resume, force=force) if ctx.is_main else RunDir(out)
@@ -62,6 +65,10 @@ def apply_recipe(
         write_text_atomic(run.recipe, dump_recipe(recipe))
     state = _start(recipe, run, ctx, resume, tensorboard)
     first, training = _resume_point(state) if resume else (0, None)
+    if head is not None:
+        state.results["head"] = head
+        if ctx.is_main:
+            console.print(f"model: {head}", highlight=False, soft_wrap=True)
     for index in range(first, len(recipe.stages)):
         stage = recipe.stages[index]
         if stage.kind != "fit" and state.student is None:

@@ -36,6 +36,8 @@ def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
     if "pruned" in report and "pruning" in results:
         report["pruned"]["kept_fraction"] = results["pruning"]["kept_fraction"]
         report["pruning"] = results["pruning"]
+    if "head" in results:
+        report["head"] = results["head"]
     report["stages"] = results.get("stages", [])
     if "cost" in results:
         report["cost"] = results["cost"]
@@ -51,6 +53,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             delta = f"{row['top1'] - teacher_top1:+.2f}" if teacher_top1 is not None and name != "teacher" else ""
             fidelity = f"{row['fidelity']:.4f}" if "fidelity" in row else ""
             lines.append(f"| {name} | {row['top1']:.2f} | {delta} | {fidelity} | {row['params'] / 1e6:.4f} | {row['macs'] / 1e6:.2f} |")
+    if "head" in report:
+        lines += ["", f"Classifier: {report['head']}."]
     if "pruned" in report:
         lines += ["", f"Pruning kept {report['pruned']['kept_fraction']:.1%} of the LSTM hidden units (per block, head and direction: plots/kept_units.png)."]
     lines += ["", "| stage | kind | wall (s) |", "|---|---|---|"]

@@ -13,12 +13,13 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from torch import nn
+from torch.utils.data import DataLoader
 
 from far_modules import Registry, keep_masks, prunable_modules, pruning_report, unit_counts
-from surgery.data import Loaders, build_loaders
+from surgery.data import Loaders, build_loaders, build_val_loader
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
-from surgery.recipe import DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, Stage, TrainingStage
+from surgery.recipe import Data, DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, Stage, TrainingStage
 from surgery.rewrite.student import substitute_paths
 from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
@@ -51,7 +52,7 @@ def fit(state: RunState, stage: FitStage, index: int, resume: dict | None) -> No
     """Train the teacher from scratch (when no pretrained weights exist)."""
     _train(state, state.teacher, state.teacher.named_parameters(), stage, index, resume, ce_objective(stage), "teacher")
     state.teacher.requires_grad_(False)
-    state.results["teacher"] = _measure(state, state.teacher, _loaders(state, EVAL_BATCH))
+    state.results["teacher"] = _measure(state, state.teacher, _val_loader(state))
 
 
 @STAGES.register("distill")
@@ -85,11 +86,11 @@ def prune(state: RunState, stage: PruneStage, index: int, resume: dict | None) -
 @STAGES.register("evaluate")
 def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | None) -> None:
     """Top-1, fidelity, params and MACs of the teacher and of the current student."""
-    loaders = _loaders(state, EVAL_BATCH)
-    state.results.setdefault("teacher", _measure(state, state.teacher, loaders))
+    val = _val_loader(state)
+    state.results.setdefault("teacher", _measure(state, state.teacher, val))
     label = "pruned" if state.pruned else "student"
-    measured = _measure(state, state.student, loaders)
-    fidelity = block_fidelity(state.teacher, state.student, state.block_paths, loaders.val, state.ctx)
+    measured = _measure(state, state.student, val)
+    fidelity = block_fidelity(state.teacher, state.student, state.block_paths, val, state.ctx)
     measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
     measured["fidelity_by_block"] = fidelity
     state.results[label] = {**state.results.get(label, {}), **measured}
@@ -148,18 +149,29 @@ def _shrink(state: RunState, threshold: float) -> None:
     state.results["pruning"] = {"kept_fraction": total_after / total_before, "by_site": report}
 
 
-def _measure(state: RunState, model: nn.Module, loaders: Loaders) -> dict:
+def _measure(state: RunState, model: nn.Module, val: DataLoader) -> dict:
     counts = count(model, state.input_size)
-    return {"top1": top1(model, loaders.val, state.ctx), "params": counts.params, "macs": counts.macs}
+    return {"top1": top1(model, val, state.ctx), "params": counts.params, "macs": counts.macs}
 
 
 def _loaders(state: RunState, batch_size: int, label_smoothing: float = 0.0) -> Loaders:
-    if state.recipe.data is None:
-        raise SurgeryError("data: the recipe has training or evaluation stages but no data section")
     return build_loaders(
-        state.recipe.data, state.input_size, batch_size, seed=state.recipe.seed, world_size=state.ctx.world_size,
+        _data(state), state.input_size, batch_size, seed=state.recipe.seed, world_size=state.ctx.world_size,
         rank=state.ctx.rank, model_data_config=_data_config(state.teacher), label_smoothing=label_smoothing,
     )
+
+
+def _val_loader(state: RunState) -> DataLoader:
+    return build_val_loader(
+        _data(state), state.input_size, EVAL_BATCH, seed=state.recipe.seed, world_size=state.ctx.world_size,
+        rank=state.ctx.rank, model_data_config=_data_config(state.teacher),
+    )
+
+
+def _data(state: RunState) -> Data:
+    if state.recipe.data is None:
+        raise SurgeryError("data: the recipe has training or evaluation stages but no data section")
+    return state.recipe.data
 
 
 def _data_config(model: nn.Module) -> dict:
