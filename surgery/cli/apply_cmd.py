@@ -10,6 +10,7 @@ import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
 from surgery.runs import apply_recipe
+from surgery.runs.preflight import preflight
 from surgery.targets import resolve_target
 
 
@@ -22,10 +23,17 @@ def apply(
     overrides: SetOption = [],
     device: Annotated[Literal["cpu", "cuda"], typer.Option("--device", help="Where to train.")] = "cpu",
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to DIR/tensorboard (needs the tensorboard package).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check what can be checked before training, print it, write nothing.")] = False,
 ) -> None:
     """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
-    run = apply_recipe(loaded, out or Path("runs") / loaded.name, resume=resume, force=force, device=device, tensorboard=tensorboard)
+    out = out or Path("runs") / loaded.name
+    if dry_run:
+        checked = preflight(loaded, out, resume=resume, force=force, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+        for line in checked.checked:
+            stdout.print(f"✓ {line}", highlight=False)
+        return
+    run = apply_recipe(loaded, out, resume=resume, force=force, device=device, tensorboard=tensorboard)
     if os.environ.get("RANK", "0") == "0" and run.report_md.exists():  # under torchrun, rank 0 reports
         stdout.print(run.report_md.read_text(), markup=False, highlight=False)
         stdout.print(f"run written to {run.root}", highlight=False)

@@ -10,6 +10,6 @@ Example:
 """
 
 from surgery.data.folder import check_folders
-from surgery.data.loaders import Loaders, build_loaders, build_val_loader, class_count, per_rank_batch, set_epoch
+from surgery.data.loaders import Loaders, build_loaders, build_val_loader, class_count, per_rank_batch, set_epoch, train_size
 
-__all__ = ["Loaders", "build_loaders", "build_val_loader", "check_folders", "class_count", "per_rank_batch", "set_epoch"]
+__all__ = ["Loaders", "build_loaders", "build_val_loader", "check_folders", "class_count", "per_rank_batch", "set_epoch", "train_size"]

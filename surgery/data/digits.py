@@ -27,6 +27,12 @@ def split_indices(labels: np.ndarray, val_fraction: float, split_seed: int) -> t
     )
 
 
+def digits_train_size(data: DigitsData) -> int:
+    """Images in the training split, without resizing any."""
+    _, labels = load_digits(return_X_y=True)
+    return len(split_indices(labels, data.val_fraction, data.split_seed)[0])
+
+
 def digits_splits(data: DigitsData, input_size: tuple[int, int, int]) -> Splits:
     """Digits resized once to `input_size`, normalised with the training split's statistics."""
     images, labels = load_digits(return_X_y=True)

@@ -110,6 +110,11 @@ def folder_class_count(data: FolderData) -> int:
     return _num_classes(data, len(classes))
 
 
+def folder_train_size(data: FolderData) -> int:
+    """Images in the training split, as timm's reader finds them."""
+    return len(_dataset(_split_folder(data, data.train_split), class_map=None))
+
+
 def _num_classes(data: FolderData, found: int) -> int:
     if data.num_classes is None:
         return found

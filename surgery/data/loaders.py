@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from surgery.data.digits import NUM_CLASSES as DIGITS_CLASSES
-from surgery.data.digits import digits_splits
-from surgery.data.folder import build_mixup, folder_class_count, folder_splits
+from surgery.data.digits import digits_splits, digits_train_size
+from surgery.data.folder import build_mixup, folder_class_count, folder_splits, folder_train_size
 from surgery.data.splits import Splits
 from surgery.data.synthetic import synthetic_splits
 from surgery.errors import SurgeryError
@@ -101,6 +101,18 @@ def class_count(data: Data) -> int:
             return DIGITS_CLASSES
         case SyntheticData():
             return data.num_classes
+    raise TypeError(f"unknown data source {type(data).__name__}")
+
+
+def train_size(data: Data) -> int:
+    """How many images the training split holds, counted without transforming any."""
+    match data:
+        case FolderData():
+            return folder_train_size(data)
+        case DigitsData():
+            return digits_train_size(data)
+        case SyntheticData():
+            return data.num_samples
     raise TypeError(f"unknown data source {type(data).__name__}")
 
 

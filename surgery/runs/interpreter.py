@@ -12,15 +12,14 @@ from pathlib import Path
 
 from safetensors.torch import load_model, save_model
 
-from surgery.data import check_folders
 from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
 from surgery.measure.costing import price_models
 from surgery.models import build_model, input_size
-from surgery.recipe import FolderData, Recipe, check_recipe, dump_recipe
+from surgery.recipe import Recipe, dump_recipe
 from surgery.rewrite.plan import plan
 from surgery.rewrite.student import build_student
-from surgery.runs.head import fit_head
+from surgery.runs.preflight import preflight
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.replay import replay
 from surgery.runs.report import write_report
@@ -47,16 +46,12 @@ def apply_recipe(
 ) -> RunDir:
     """Run every stage of `recipe` into `out`; returns the finished run directory.
 
-    Everything checkable without training (recipe, stage order, data folders) is checked
-    before `out` is touched.
+    Everything checkable without training (`surgery.runs.preflight`) is checked before `out` is touched.
     """
-    check_recipe(recipe)
-    check_stage_order(recipe)
-    if isinstance(recipe.data, FolderData):
-        check_folders(recipe.data)
-    recipe, head = fit_head(recipe)
     ctx = init_distributed(device)
     out = Path(out)
+    checked = preflight(recipe, out if ctx.is_main else None, resume=resume, force=force, world_size=ctx.world_size)
+    recipe, head = checked.recipe, checked.head
     run = prepare_run_dir(out, resume=resume, force=force) if ctx.is_main else RunDir(out)
     barrier(ctx)
     if resume:
@@ -80,13 +75,6 @@ def apply_recipe(
     if ctx.is_main:
         _finish(state)
     return run
-
-
-def check_stage_order(recipe: Recipe) -> None:
-    """Fit trains the teacher, so it must come before every stage that uses the student."""
-    kinds = [stage.kind for stage in recipe.stages]
-    if "fit" in kinds and any(kind != "fit" for kind in kinds[: max(i for i, k in enumerate(kinds) if k == "fit")]):
-        raise SurgeryError(f"{recipe.location_of(('stages',)) or 'stages'}: fit stages train the teacher and must come first")
 
 
 def _start(recipe: Recipe, run: RunDir, ctx: DistContext, resume: bool, tensorboard: bool) -> RunState:

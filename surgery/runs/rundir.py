@@ -59,15 +59,21 @@ def prepare_run_dir(root: Path, *, resume: bool, force: bool) -> RunDir:
         SurgeryError: the directory holds a run and neither --resume nor --force was given,
             or --resume names a directory with no run in it.
     """
+    run = check_run_dir(root, resume=resume, force=force)
+    if run.recipe.exists() and not resume:
+        shutil.rmtree(root)
+    run.checkpoints.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def check_run_dir(root: Path, *, resume: bool, force: bool) -> RunDir:
+    """The checks of `prepare_run_dir`, touching nothing (for the pre-flight)."""
     run = RunDir(root)
     exists = run.recipe.exists()
     if resume and not exists:
         raise SurgeryError(f"{root}: no run to resume (no {run.recipe.name}); drop --resume to start one")
-    if exists and not resume:
-        if not force:
-            raise SurgeryError(f"{root}: a run already exists; pass --resume to continue it or --force to replace it")
-        shutil.rmtree(root)
+    if exists and not resume and not force:
+        raise SurgeryError(f"{root}: a run already exists; pass --resume to continue it or --force to replace it")
     if root.exists() and not exists and any(root.iterdir()) and not force:
         raise SurgeryError(f"{root}: directory is not empty and holds no run; choose another --out or pass --force")
-    run.checkpoints.mkdir(parents=True, exist_ok=True)
     return run

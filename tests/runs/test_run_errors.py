@@ -60,3 +60,25 @@ def test_non_finite_loss_stops_with_the_step_and_the_last_checkpoint(tmp_path: P
     )
     with pytest.raises(NonFiniteLoss, match=f"nan at epoch 2, step 3; last good checkpoint: {saved}"):
         engine.run()
+
+
+def test_a_late_stages_batch_larger_than_the_training_split_is_refused_before_anything_is_written(tmp_path: Path):
+    data = recipe_data(trained=True)
+    data["stages"][4]["batch_size"] = 4096  # the finetune after pruning: hours into a real run
+    recipe = write_recipe(tmp_path, data)
+    result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith(f"{recipe}:")
+    assert line.endswith(": 1437 training images per process is fewer than one batch of 4096")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dry_run_prints_what_it_checked_and_writes_nothing(tmp_path: Path):
+    recipe = write_recipe(tmp_path, recipe_data(trained=True))
+    result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    checked = [line.split(" ", 2)[1] for line in result.stdout.splitlines()]
+    assert checked == ["recipe", "classifier:", "batches:", "plan:", "output:"]
+    assert "plan: 2 sites replaced (bilstm)" in result.stdout
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,81 @@
+"""Pre-flight: everything `surgery apply` can check before it writes a file or trains a step, in one place.
+
+The recipe and its registries, the stage order, the data folders, the
+classifier against the data's classes, every training stage's batch against
+the training split, the plan (sites, selection, substitute options) on the
+meta device, and the output directory. `surgery apply --dry-run` runs only
+this and prints what it checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from surgery.data import check_folders, per_rank_batch, train_size
+from surgery.errors import SurgeryError
+from surgery.models import build_model
+from surgery.recipe import FolderData, Recipe, TrainingStage, check_recipe
+from surgery.rewrite.plan import plan
+from surgery.runs.head import fit_head
+from surgery.runs.rundir import check_run_dir
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The recipe a run will use (its head fitted to the data), the note on that head, and what was checked."""
+
+    recipe: Recipe
+    head: str | None
+    checked: list[str] = field(default_factory=list)
+
+
+def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: bool = False, world_size: int = 1) -> Preflight:
+    """Check everything checkable without training; the first problem found is raised as a `SurgeryError`.
+
+    `out` is None where another process owns the run directory (torchrun ranks other than 0).
+    """
+    checked = []
+    check_recipe(recipe)
+    check_stage_order(recipe)
+    checked.append(f"recipe {recipe.name!r}: schema, registries, substitute options, {len(recipe.stages)} stages in a valid order")
+    if isinstance(recipe.data, FolderData):
+        check_folders(recipe.data)
+        checked.append(f"data folders: {recipe.data.root / recipe.data.train_split}, {recipe.data.root / recipe.data.val_split}")
+    recipe, head = fit_head(recipe)
+    checked.append(f"classifier: {head or ('matches the data' if recipe.data else 'no data section')}")
+    if recipe.data is not None:
+        checked.append(check_batches(recipe, world_size))
+    checked.append(_check_plan(recipe))
+    if out is not None:
+        check_run_dir(out, resume=resume, force=force)
+        checked.append(f"output: {out} ({'resume' if resume else 'replace' if force else 'new run'})")
+    return Preflight(recipe, head, checked)
+
+
+def check_stage_order(recipe: Recipe) -> None:
+    """Fit trains the teacher, so it must come before every stage that uses the student."""
+    kinds = [stage.kind for stage in recipe.stages]
+    if "fit" in kinds and any(kind != "fit" for kind in kinds[: max(i for i, k in enumerate(kinds) if k == "fit")]):
+        raise SurgeryError(f"{recipe.location_of(('stages',)) or 'stages'}: fit stages train the teacher and must come first")
+
+
+def check_batches(recipe: Recipe, world_size: int) -> str:
+    """Every training stage's per-process batch fits in one process's share of the training split (full batches only)."""
+    assert recipe.data is not None, "only recipes with data train"
+    images = train_size(recipe.data) // world_size
+    for index, stage in enumerate(recipe.stages):
+        if isinstance(stage, TrainingStage):
+            batch = per_rank_batch(stage.batch_size // stage.grad_accum_steps, world_size)
+            if images < batch:
+                where = recipe.location_of(("stages", index, "batch_size")) or f"stages.{index}.batch_size"
+                raise SurgeryError(f"{where}: {images} training images per process is fewer than one batch of {batch}")
+    return f"batches: every training stage fits in {images} training images per process"
+
+
+def _check_plan(recipe: Recipe) -> str:
+    """Trace, detect, select and test-build every substitute on the meta device; sparsity ranks wait for the teacher."""
+    if any(rewrite.select.sparsity for rewrite in recipe.rewrites):
+        return "plan: selected by attention sparsity, measured when the run reaches the rewrite"
+    steps = plan(recipe, build_model(recipe.model.name, recipe.model.kwargs, device="meta")).steps
+    return f"plan: {len(steps)} sites replaced ({', '.join(sorted({step.substitute for step in steps}))})"
