@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Literal, TypeVar
 
 import typer
 from rich.console import Console
 
 from surgery.errors import SurgeryError
+from surgery.rewrite.plan import Skip
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -49,6 +50,12 @@ def handles_errors(command: F) -> F:
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
+
+
+def warn_skipped(skipped: Iterable[Skip]) -> None:
+    """One line on stderr for each site a glob selected and no adapter fits."""
+    for skip in skipped:
+        stderr.print(f"skipped: {skip.reason}", style="yellow", markup=False, highlight=False)
 
 
 def print_json(data: object) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stderr, stdout
+from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stderr, stdout, warn_skipped
 from surgery.cli.render import cost_tables
 from surgery.measure.costing import price_models
 from surgery.measure.plots import plot_energy
@@ -35,7 +35,9 @@ def cost(
 ) -> None:
     """Latency, energy, memory traffic, crossbars, area and ADC share, per block and in total; no weights needed."""
     recipe = resolve_target(target, [*overrides, *option_overrides(img_size, policy, preset, gpu)], accepts=("recipe", "model")).recipe
-    report = price_models(recipe, *plan_and_build(recipe, device)).to_json()
+    planned = plan_and_build(recipe, device)
+    warn_skipped(planned[0].skipped)
+    report = price_models(recipe, *planned).to_json()
     if plot is not None:
         plot_energy(report, plot)
         stderr.print(f"energy plot written to {plot}", highlight=False)

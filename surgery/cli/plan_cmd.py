@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stdout
+from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stdout, warn_skipped
 from surgery.cli.render import cost_tables, plan_table, totals_table
 from surgery.measure.summary import summarize_recipe
 from surgery.targets import resolve_target
@@ -22,6 +22,7 @@ def plan(
 ) -> None:
     """Trace, detect, select and rewrite without training or weights; print what changes, in counts and hardware cost."""
     summary = summarize_recipe(resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe, device)
+    warn_skipped(summary.skipped)
     if as_json:
         print_json(summary.to_json())
         return

@@ -10,7 +10,7 @@ from surgery.measure.costing import CostReport, price_models
 from surgery.measure.counting import Counts, count, module_params
 from surgery.models import Device
 from surgery.recipe import Recipe
-from surgery.rewrite.plan import Plan, Step
+from surgery.rewrite.plan import Plan, Skip, Step
 from surgery.rewrite.student import plan_and_build
 
 
@@ -46,6 +46,8 @@ class PlanSummary:
     input_size: tuple[int, int, int]
     sites: list[SiteChange]
     unselected: list[str]
+    skipped: list[Skip]
+    """Sites a glob selected that no adapter fits, left as attention with the reason."""
     teacher: ModelTotals
     student: ModelTotals
     cost: CostReport
@@ -66,6 +68,7 @@ def summarize(plan: Plan, teacher: nn.Module, student: nn.Module, cost: CostRepo
         input_size=plan.input_size,
         sites=[_change(step, teacher, student, before, after) for step in plan.steps],
         unselected=[site.path for site in plan.sites if site.path not in selected],
+        skipped=list(plan.skipped),
         teacher=ModelTotals(plan.model, before.params, before.macs),
         student=ModelTotals(f"{plan.model} + surgery", after.params, after.macs),
         cost=cost,

@@ -1,7 +1,9 @@
 """Plan, then apply: everything that can be checked before touching a weight is checked here.
 
 `plan` traces, detects, selects and test-builds every substitute on the meta
-device; it mutates nothing and returns an immutable `Plan`.
+device; it mutates nothing and returns an immutable `Plan`. A site no adapter
+fits is refused when a selector names it by its exact path, and skipped, with
+its reason in `Plan.skipped`, when a glob matched it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from far_modules import SiteSpec, UnknownNameError, build_substitute
 from surgery.detect.sites import Site, find_sites
 from surgery.errors import SurgeryError
 from surgery.models import example_input, input_size
-from surgery.recipe.schema import Recipe
+from surgery.recipe.schema import Recipe, Selector
 from surgery.rewrite.select import EmptySelection, Sparsity, SparsityUnknown, select
 from surgery.rewrite.token_order import TokenOrder
 
@@ -33,6 +35,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Skip:
+    """A site a wildcard selector matched and no adapter fits: left as attention, with the reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """The whole surgery as data: what the model is, what was found, what will change."""
 
@@ -41,6 +51,7 @@ class Plan:
     seed: int
     sites: tuple[Site, ...]
     steps: tuple[Step, ...]
+    skipped: tuple[Skip, ...] = ()
 
     @property
     def selected_paths(self) -> list[str]:
@@ -70,8 +81,16 @@ def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> 
         raise _located(recipe, ("rewrites", error.rewrite_index, "select"), str(error)) from error
     except SparsityUnknown as error:
         raise _located(recipe, ("rewrites", error.rewrite_index, "select", "sparsity"), str(error)) from error
-    steps = tuple(_step(recipe, model, site, index) for site, index in chosen)
-    return Plan(recipe.model.name, size, recipe.seed, tuple(sites), steps)
+    steps, skipped = [], []
+    for site, index in chosen:
+        reason = _unadaptable(model, site)
+        if reason and not _names(recipe.rewrites[index].select, site):
+            skipped.append(Skip(site.path, reason))
+        else:
+            steps.append(_step(recipe, model, site, index))
+    if skipped and not steps:
+        raise _located(recipe, ("rewrites",), f"no selected site can be adapted: {'; '.join(skip.reason for skip in skipped)}")
+    return Plan(recipe.model.name, size, recipe.seed, tuple(sites), tuple(steps), tuple(skipped))
 
 
 def block_paths(sites: Collection[str]) -> list[str]:
@@ -88,14 +107,9 @@ def site_spec(site: Site) -> SiteSpec:
 def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> Step:
     rewrite = recipe.rewrites[rewrite_index]
     where = ("rewrites", rewrite_index)
-    if site.contract is None:
-        raise _located(recipe, (*where, "select"), f"{_family(model)} site {site.path} ({site.class_name}) cannot be adapted: {site.refusal}")
-    if site.unsupported_extras:
-        raise _located(
-            recipe, (*where, "select"),
-            f"{_family(model)} site {site.path} ({site.class_name}) is called with {', '.join(site.unsupported_extras)}, "
-            "which no adapter knows how to pass on or leave out",
-        )
+    reason = _unadaptable(model, site)
+    if reason:
+        raise _located(recipe, (*where, "select"), reason)
     if rewrite.token_order != "raster" and site.contract.inline_input is not None:
         raise _located(recipe, (*where, "token_order"), f"site {site.path} computes attention inline in its block; only raster order is supported there")
     if rewrite.token_order != "raster" and site.contract.grid is None and "grid" not in site.contract.roles.values():
@@ -108,6 +122,24 @@ def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> S
     except (TypeError, ValueError) as error:
         raise _located(recipe, (*where, "params"), f"substitute {rewrite.substitute!r} at site {site.path}: {error}") from error
     return Step(site, rewrite.substitute, dict(rewrite.params), rewrite_index, rewrite.token_order)
+
+
+def _unadaptable(model: nn.Module, site: Site) -> str | None:
+    """Why no adapter fits `site`, or None when one does."""
+    if site.contract is None:
+        return f"{_family(model)} site {site.path} ({site.class_name}) cannot be adapted: {site.refusal}"
+    if site.unsupported_extras:
+        return (
+            f"{_family(model)} site {site.path} ({site.class_name}) is called with {', '.join(site.unsupported_extras)}, "
+            "which no adapter knows how to pass on or leave out"
+        )
+    return None
+
+
+def _names(selector: Selector, site: Site) -> bool:
+    """Whether `selector` names `site` by its exact path (no glob): a site the user asked for by name."""
+    paths = [selector.path] if isinstance(selector.path, str) else selector.path
+    return site.path in paths and not any(char in site.path for char in "*?[")
 
 
 def _family(model: nn.Module) -> str:

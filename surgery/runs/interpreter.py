@@ -98,6 +98,9 @@ def _rewrite(state: RunState) -> None:
     sparsity = _measure_sparsity(state) if any(r.select.sparsity for r in state.recipe.rewrites) else None
     state.plan = plan(state.recipe, state.teacher, sparsity)
     state.student = build_student(state.teacher, state.plan)
+    if state.ctx.is_main:
+        for skip in state.plan.skipped:
+            console.print(f"skipped: {skip.reason}", highlight=False, soft_wrap=True)
     state.record = SurgeryRecord.of(state.student, list(state.plan.steps), sparsity)
 
 
