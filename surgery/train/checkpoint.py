@@ -71,8 +71,10 @@ def load_state(checkpoint: Path) -> tuple[dict, dict]:
         raise SurgeryError(f"{progress}: cannot be read as a checkpoint's progress: {error}") from error
     try:
         return state, torch.load(training, weights_only=True)
-    except (OSError, RuntimeError, UnpicklingError, EOFError) as error:
-        raise SurgeryError(f"{training}: not a training state this version reads safely (written by another version, or damaged): {one_line(error)}") from error
+    except UnpicklingError as error:
+        raise SurgeryError(f"{training}: holds Python objects besides tensors, numbers and strings, which are never unpickled here (written by an older version, or by someone else)") from error
+    except (OSError, RuntimeError, EOFError) as error:
+        raise SurgeryError(f"{training}: not a training state this version can read (damaged or missing): {one_line(error)}") from error
 
 
 def rng_state() -> dict:

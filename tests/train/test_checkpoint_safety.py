@@ -43,7 +43,7 @@ def test_the_training_state_round_trips_every_generator(checkpoint: Path):
 def test_a_pickled_payload_is_refused_and_never_runs(checkpoint: Path, tmp_path: Path):
     marker = tmp_path / "ran"
     torch.save({"rng": _Payload(marker)}, checkpoint / "training.pt")
-    with pytest.raises(SurgeryError, match=r"training\.pt: not a training state this version reads safely"):
+    with pytest.raises(SurgeryError, match=r"training\.pt: holds Python objects besides tensors, numbers and strings, which are never unpickled here"):
         load_state(checkpoint)
     assert not marker.exists()
 
@@ -80,5 +80,5 @@ def test_resuming_a_run_with_a_planted_payload_exits_2_without_running_it(finish
     torch.save({"rng": _Payload(marker)}, latest / "training.pt")
     result = CliRunner().invoke(app, ["apply", str(finished_run.recipe), "--out", str(run_copy.root), "--resume"])
     assert result.exit_code == 2, result.output
-    assert "training.pt: not a training state this version reads safely" in result.stderr
+    assert "training.pt: holds Python objects besides tensors, numbers and strings" in result.stderr
     assert not marker.exists()
