@@ -21,7 +21,10 @@ class EmptySelection(SurgeryError):
 
     def __init__(self, rewrite_index: int, sites: Sequence[Site]) -> None:
         self.rewrite_index = rewrite_index
-        listing = ", ".join(f"{s.index}:{s.path} ({s.class_name})" for s in sites) or "none"
+        if not sites:
+            super().__init__("the model has no attention site: nothing in its forward multiplies two activations")
+            return
+        listing = ", ".join(f"{s.index}:{s.path} ({s.class_name})" for s in sites)
         super().__init__(f"selector matches no attention site; sites are {listing}")
 
 
