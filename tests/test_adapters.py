@@ -71,14 +71,21 @@ def test_window_masks_and_rotary_embeddings_have_roles():
 @pytest.mark.parametrize(
     ("family", "message"),
     [
-        ("hiera", r"hiera site blocks\.1\.attn \(MaskUnitAttention\) cannot be adapted: it changes the sequence length from 256 to 64"),
-        ("mvitv2", r"mvitv2 site stages\.0\.blocks\.0\.attn \(MultiScaleAttention\) cannot be adapted: it returns more than one tensor"),
-        ("mobilevitv2", r"selector matches no attention site"),  # elementwise 'linear attention' is no activation product
+        ("mvitv2", r"no selected site can be adapted: mvitv2 site stages\.0\.blocks\.0\.attn \(MultiScaleAttention\) cannot be adapted: it returns more than one tensor"),
+        ("mobilevitv2", r"the model has no attention site"),  # elementwise 'linear attention' is no activation product
     ],
 )
 def test_unsupported_attention_is_refused_naming_family_site_and_reason(family, message):
     with pytest.raises(SurgeryError, match=message):
         rewrite(family)
+
+
+def test_a_site_the_glob_selected_and_no_adapter_fits_is_skipped_with_its_reason():
+    plan, teacher, student = rewrite("hiera")
+    reasons = {skip.path: skip.reason for skip in plan.skipped}
+    assert "hiera site blocks.1.attn (MaskUnitAttention) cannot be adapted: it changes the sequence length from 256 to 64" in reasons["blocks.1.attn"]
+    assert "blocks.1.attn" not in plan.selected_paths and plan.steps
+    assert_rewrite_keeps_shapes_and_other_weights(plan, teacher, student)
 
 
 @settings(max_examples=6, deadline=None)
