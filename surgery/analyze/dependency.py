@@ -85,7 +85,7 @@ def dependency_maps(run: RunDir, recipe: Recipe, teacher: list[SiteSparsity], ba
     """
     student = load_run(run.root).eval()
     adapters = {p: m for p, m in student.named_modules() if isinstance(m, SiteAdapter) and m.contract.layout == "tokens"}
-    images = validation_images(recipe, input_size(student, recipe.model.input_size), 1, batch_size)
+    images = validation_images(recipe, student, input_size(student, recipe.model.input_size), 1, batch_size)
     written = []
     for attention in (result for result in teacher if result.path in adapters):
         adapter = adapters[attention.path]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from timm.data import resolve_model_data_config
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from surgery.data.digits import NUM_CLASSES as DIGITS_CLASSES
@@ -45,14 +47,14 @@ def build_loaders(
     seed: int = 0,
     world_size: int = 1,
     rank: int = 0,
-    model_data_config: dict | None = None,
+    model: nn.Module | None = None,
     label_smoothing: float = 0.0,
 ) -> Loaders:
     """Training and validation loaders for this process, from the recipe's `data:` section.
 
     `batch_size` is the global batch, split evenly over `world_size` processes;
-    `model_data_config` (timm's `resolve_model_data_config(model)`) sets folder data's
-    mean, std and crop; `label_smoothing` goes into folder data's Mixup.
+    Folder data takes its mean, std and crop from `model`'s timm data config (ImageNet's
+    without a model); `label_smoothing` goes into folder data's Mixup.
 
     Raises:
         SurgeryError: a batch that does not split over the processes, a missing folder,
@@ -66,7 +68,7 @@ def build_loaders(
         ((32, 1, 8, 8), torch.int64, 10)
     """
     per_rank = per_rank_batch(batch_size, world_size)
-    splits = _splits(data, input_size, seed, model_data_config)
+    splits = _splits(data, input_size, seed, model)
     shard = _Shard(world_size, rank, seed, data.workers)
     mixup = build_mixup(data, splits.num_classes, label_smoothing, per_rank) if isinstance(data, FolderData) else None
     return Loaders(
@@ -85,10 +87,13 @@ def build_val_loader(
     seed: int = 0,
     world_size: int = 1,
     rank: int = 0,
-    model_data_config: dict | None = None,
+    model: nn.Module | None,
 ) -> DataLoader:
-    """The validation loader alone, for evaluation: it works on a split of any size, so no training batch is checked."""
-    splits = _splits(data, input_size, seed, model_data_config)
+    """The validation loader alone, for evaluation: it works on a split of any size, so no training batch is checked.
+
+    `model` is the model evaluated (required, so folder data is preprocessed as in training; None for ImageNet's defaults).
+    """
+    splits = _splits(data, input_size, seed, model)
     return _Shard(world_size, rank, seed, data.workers).loader(splits.val, per_rank_batch(batch_size, world_size), train=False)
 
 
@@ -129,10 +134,10 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def _splits(data: Data, input_size: tuple[int, int, int], seed: int, model_data_config: dict | None) -> Splits:
+def _splits(data: Data, input_size: tuple[int, int, int], seed: int, model: nn.Module | None) -> Splits:
     match data:
         case FolderData():
-            return folder_splits(data, input_size, model_data_config)
+            return folder_splits(data, input_size, resolve_model_data_config(model) if model is not None else None)
         case DigitsData():
             return digits_splits(data, input_size)
         case SyntheticData():

@@ -56,7 +56,7 @@ def int8_accuracy(recipe: Recipe, models: Models, workdir: Path, batch_size: int
     """fp32 and int8 top-1 of a run's teacher and student (`models`) on its `recipe`'s validation split."""
     if recipe.data is None:
         raise SurgeryError(f"recipe {recipe.name!r} has no data section to measure int8 accuracy on")
-    val = build_val_loader(recipe.data, models.input_size, batch_size, seed=recipe.seed)
+    val = build_val_loader(recipe.data, models.input_size, batch_size, seed=recipe.seed, model=models.teacher)
     ctx = init_distributed("cpu")
     spec = models.spec.model_copy(update={"dynamic_batch": True})
     results = []

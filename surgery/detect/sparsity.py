@@ -133,11 +133,11 @@ def measure_sites(
         raise SurgeryError(f"recipe {recipe.name!r} has no data section to measure attention sparsity on")
     sites = [site.path for site in find_sites(model, example_input(model, size))]
     device = next(model.parameters()).device
-    images = [batch.to(device) for batch in validation_images(recipe, size, batches, batch_size)]
+    images = [batch.to(device) for batch in validation_images(recipe, model, size, batches, batch_size)]
     return attention_sparsity(model, sites, images, top_fraction)
 
 
-def validation_images(recipe: Recipe, size: tuple[int, int, int], batches: int, batch_size: int) -> list[torch.Tensor]:
-    """The first `batches` batches of the recipe's validation split."""
-    loader = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed)
+def validation_images(recipe: Recipe, model: nn.Module, size: tuple[int, int, int], batches: int, batch_size: int) -> list[torch.Tensor]:
+    """The first `batches` batches of the recipe's validation split, preprocessed for `model`."""
+    loader = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed, model=model)
     return [batch for batch, _ in itertools.islice(loader, batches)]

@@ -23,7 +23,7 @@ def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, floa
     for which in ("teacher", "student"):
         model = load_run(run.root, which=which)
         size = input_size(model, recipe.model.input_size)
-        val = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed)
+        val = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed, model=model)
         counts = count(model, size)
         results[which] = {"top1": top1(model, val, ctx), "params": counts.params, "macs": counts.macs}
     return results

@@ -157,14 +157,14 @@ def _measure(state: RunState, model: nn.Module, val: DataLoader) -> dict:
 def _loaders(state: RunState, batch_size: int, label_smoothing: float = 0.0) -> Loaders:
     return build_loaders(
         _data(state), state.input_size, batch_size, seed=state.recipe.seed, world_size=state.ctx.world_size,
-        rank=state.ctx.rank, model_data_config=_data_config(state.teacher), label_smoothing=label_smoothing,
+        rank=state.ctx.rank, model=state.teacher, label_smoothing=label_smoothing,
     )
 
 
 def _val_loader(state: RunState) -> DataLoader:
     return build_val_loader(
         _data(state), state.input_size, EVAL_BATCH, seed=state.recipe.seed, world_size=state.ctx.world_size,
-        rank=state.ctx.rank, model_data_config=_data_config(state.teacher),
+        rank=state.ctx.rank, model=state.teacher,
     )
 
 
@@ -174,10 +174,6 @@ def _data(state: RunState) -> Data:
     return state.recipe.data
 
 
-def _data_config(model: nn.Module) -> dict:
-    from timm.data import resolve_model_data_config
-
-    return resolve_model_data_config(model)
 
 
 def _select(model: nn.Module, rule: Callable[[str], bool]) -> list[tuple[str, nn.Parameter]]:

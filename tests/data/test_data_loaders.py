@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 from timm.data import Mixup
 
-from surgery.data import build_loaders, set_epoch
+from surgery.data import build_loaders, build_val_loader, set_epoch
 from surgery.data.digits import split_indices
 from surgery.errors import SurgeryError
 from surgery.recipe import DigitsData, FolderData, SyntheticData
@@ -118,6 +119,18 @@ def test_folder_batches_through_timm_transforms(image_folder: Path) -> None:
     assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1}
     assert val_labels.tolist() == [0, 0, 0, 1, 1, 1][:4] and val_images.shape == (4, 3, 16, 16)
     assert loaders.num_classes == 2 and loaders.mixup is None
+
+
+def test_folder_validation_follows_the_evaluated_models_preprocessing(tmp_path: Path) -> None:
+    for split in ("train", "validation"):
+        (tmp_path / split / "white").mkdir(parents=True)
+        Image.fromarray(np.full((16, 16, 3), 255, dtype=np.uint8)).save(tmp_path / split / "white" / "0.png")
+    data = FolderData(root=tmp_path, workers=0)
+    vit = timm.create_model("vit_tiny_patch16_224", img_size=16, patch_size=8, depth=1)  # mean and std 0.5
+    images, _ = next(iter(build_val_loader(data, (3, 16, 16), 1, model=vit)))
+    torch.testing.assert_close(images, torch.ones(1, 3, 16, 16))  # (1 - 0.5) / 0.5
+    imagenet, _ = next(iter(build_val_loader(data, (3, 16, 16), 1, model=None)))
+    torch.testing.assert_close(imagenet[0, 0], torch.full((16, 16), (1 - 0.485) / 0.229))
 
 
 def test_folder_mixup_and_recipe_num_classes(image_folder: Path) -> None:

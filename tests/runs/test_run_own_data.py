@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from surgery.cli import app
 from surgery.runs import RunDir, load_run
+from surgery.runs.evaluate import evaluate_run
 from tests.tiny import to_yaml, write_recipe
 
 CLASSES = ("cat", "dog", "owl")
@@ -52,6 +53,8 @@ def test_a_deit_on_a_three_class_folder_gets_a_three_class_head_and_says_so(tmp_
     assert report["head"].startswith("deit_tiny_patch16_224 predicts 1000 classes and the data has 3")
     assert "Classifier: deit_tiny_patch16_224 predicts 1000 classes" in RunDir(out).report_md.read_text()
     assert load_run(out).get_classifier().out_features == 3  # the resolved recipe replays the same head
+    again = evaluate_run(RunDir(out))  # a fresh process preprocesses the folder as the run did
+    assert {which: again[which]["top1"] for which in again} == {which: report[which]["top1"] for which in ("teacher", "student")}
 
 
 def test_a_stated_class_count_that_disagrees_with_the_data_is_refused_at_its_line(tmp_path: Path):
