@@ -3,7 +3,8 @@
 The recipe and its registries, the stage order, the data folders, the
 classifier against the data's classes, every training stage's batch against
 the training split, the plan (sites, selection, substitute options) on the
-meta device, and the output directory. `surgery apply --dry-run` runs only
+meta device, a prunable substitute for a prune stage, and the output
+directory. `surgery apply --dry-run` runs only
 this and prints what it checked.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from far_modules import Prunable, get_substitute, substitute_names
 from surgery.data import check_folders, per_rank_batch, train_size
 from surgery.errors import SurgeryError
 from surgery.models import build_model
@@ -47,6 +49,7 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
     if recipe.data is not None:
         checked.append(check_batches(recipe, world_size))
     checked.append(_check_plan(recipe))
+    check_prunable(recipe)
     if out is not None:
         check_run_dir(out, resume=resume, force=force)
         checked.append(f"output: {out} ({'resume' if resume else 'replace' if force else 'new run'})")
@@ -71,6 +74,20 @@ def check_batches(recipe: Recipe, world_size: int) -> str:
                 where = recipe.location_of(("stages", index, "batch_size")) or f"stages.{index}.batch_size"
                 raise SurgeryError(f"{where}: {images} training images per process is fewer than one batch of {batch}")
     return f"batches: every training stage fits in {images} training images per process"
+
+
+def check_prunable(recipe: Recipe) -> None:
+    """A prune stage needs a substitute that can shrink (`far_modules.Prunable`) among the recipe's rewrites."""
+    prune = next((index for index, stage in enumerate(recipe.stages) if stage.kind == "prune"), None)
+    used = sorted({rewrite.substitute for rewrite in recipe.rewrites})
+    if prune is not None and not any(_prunable(name) for name in used):
+        where = recipe.location_of(("stages", prune, "kind")) or f"stages.{prune}.kind"
+        prunable = ", ".join(name for name in substitute_names() if _prunable(name))
+        raise SurgeryError(f"{where}: prune needs a prunable substitute ({prunable}); this recipe uses {', '.join(used)}")
+
+
+def _prunable(name: str) -> bool:
+    return issubclass(get_substitute(name), Prunable)
 
 
 def _check_plan(recipe: Recipe) -> str:

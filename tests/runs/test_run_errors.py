@@ -82,3 +82,13 @@ def test_a_dry_run_prints_what_it_checked_and_writes_nothing(tmp_path: Path):
     assert checked == ["recipe", "classifier:", "batches:", "plan:", "output:"]
     assert "plan: 2 sites replaced (bilstm)" in result.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_a_prune_stage_without_a_prunable_substitute_is_refused_before_anything_is_written(tmp_path: Path):
+    data = recipe_data(trained=True)
+    data["rewrites"][0] = {"select": {"path": "blocks.*.attn"}, "substitute": "conv"}
+    recipe = write_recipe(tmp_path, data)
+    result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith(": prune needs a prunable substitute (bigru, bilstm); this recipe uses conv")
+    assert not (tmp_path / "out").exists()
