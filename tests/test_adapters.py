@@ -6,12 +6,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from timm.layers import AttentionPool2d
+from torch import nn
 
 from surgery.analyze.coverage import FAMILIES
 from surgery.errors import SurgeryError
 from surgery.models import example_input
 from surgery.recipe import recipe_from_data
-from surgery.rewrite.student import plan_and_build
+from surgery.rewrite.plan import plan
+from surgery.rewrite.student import build_student, plan_and_build
 
 BY_FAMILY = {family.family: family for family in FAMILIES}
 
@@ -115,3 +118,22 @@ def test_inline_attention_is_cut_out_of_the_block_and_the_rest_of_the_block_is_k
     assert seen["projected"] is seen["wrote"]  # and its output is what the attention's output projection reads
     for name in ("in_proj", "mlp_out_proj", "attn_out_proj"):
         torch.testing.assert_close(block.get_submodule(name).weight, original.get_submodule(name).weight, rtol=0, atol=0)
+
+
+def test_attention_pooling_heads_are_read_as_pooled_sequences():
+    planned, teacher, student = rewrite("vit", global_pool="map")  # AttentionPoolLatent, as SigLIP's head
+    pooled = {step.site.path: step.site.contract.describe for step in planned.steps if step.site.contract.output == "pooled"}
+    assert pooled == {"attn_pool": "tokens, grid 2x2, pooled out"}
+    assert_rewrite_keeps_shapes_and_other_weights(planned, teacher, student)
+
+
+def test_a_feature_map_pooled_by_attention_is_read_channels_first():
+    model = nn.Sequential(nn.Conv2d(3, 16, 4, stride=4), AttentionPool2d(16, feat_size=4, out_features=8, num_heads=2)).eval()
+    recipe = recipe_from_data({"name": "clip_head", "model": {"name": "resnet50_clip", "input_size": [3, 16, 16]}, "rewrites": [{"substitute": "bilstm"}]})
+    planned = plan(recipe, model)
+    (step,) = planned.steps
+    assert (step.site.path, step.site.contract.describe, step.site.num_heads) == ("1", "channels_first, grid 4x4, pooled out, out width 8", 2)
+    student = build_student(model, planned)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert student(x).shape == model(x).shape == (2, 8)

@@ -9,8 +9,12 @@ says how to get from one to the other, or why it cannot:
   tokens attended separately (NesT's blocks), read as B·G sequences;
   `channels_first` (B, C, H, W); `channels_last` (B, H, W, C). 2-D inputs
   become sequences of H·W tokens.
-- output: `same` shape as the input, or `class_token` for class-attention that
-  updates only the class token, (B, 1, C) out of (B, 1 + N, C).
+- output: `same` shape as the input, `class_token` for class-attention that
+  updates only the class token, (B, 1, C) out of (B, 1 + N, C), or `pooled`
+  for attention pooling that returns one vector per image, (B, C) out of
+  (B, N, C) or a feature map (timm's `AttentionPoolLatent`, `AttentionPool2d`):
+  the substitute's sequence is averaged, the recurrent counterpart of a learned
+  query attending to every token.
 - grid and prefix: where a token sequence is a raster of an (h, w) grid after
   `prefix` non-spatial tokens (class, register); token orders other than raster
   need it.
@@ -39,7 +43,7 @@ from surgery.detect.regions import InlineAttentionError, region_widths
 from surgery.graph.calls import CallShapes
 
 Layout = Literal["tokens", "grouped_tokens", "channels_first", "channels_last"]
-Output = Literal["same", "class_token"]
+Output = Literal["same", "class_token", "pooled"]
 Role = Literal["grid", "position", "window_mask", "query"]
 
 GRID_ARGUMENTS = frozenset({"feat_size", "size", "hw_shape", "hw_size", "shape"})
@@ -75,7 +79,7 @@ class SiteContract:
     def describe(self) -> str:
         grid = f", grid {self.grid[0]}x{self.grid[1]}" if self.grid else ""
         prefix = f", {self.prefix} prefix token{'s' * (self.prefix != 1)}" if self.prefix else ""
-        output = ", class token out" if self.output == "class_token" else ""
+        output = {"class_token": ", class token out", "pooled": ", pooled out"}.get(self.output, "")
         widened = f", out width {self.out_dim}" if self.out_dim else ""
         strided = f", stride {self.stride}" if self.stride > 1 else ""
         inline = ", attention inline in the block" if self.inline_input else ""
@@ -132,9 +136,11 @@ def _roles(module: nn.Module, names: list[str]) -> dict[str, Role]:
 
 def _token_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], out: tuple[int, ...], roles: dict[str, Role]) -> SiteContract:
     tokens, width = x[1], x[2]
-    if len(out) != 3 or out[0] != x[0]:
-        raise ContractError(f"its output {out} is not a batch of token sequences like its input {x}")
     grid, prefix = _token_grid(model, module, tokens, roles)
+    if len(out) == 2 and out[0] == x[0]:
+        return SiteContract("tokens", "pooled", grid, prefix, roles, _changed(width, out[1]))
+    if len(out) != 3 or out[0] != x[0]:
+        raise ContractError(f"its output {out} is not a batch of token sequences like its input {x}, nor one vector per image")
     if out[1] == 1 and tokens > 1:
         return SiteContract("tokens", "class_token", grid, prefix, roles, _changed(width, out[2]))
     if out[1] == tokens:
@@ -156,6 +162,10 @@ def _spatial_contract(
     _, a, b, c = x
     lengths = {size for shape in operands for size in shape[-2:]}
     axis = _channel_axis(module, a, c) or ("first" if b * c in lengths and a * b not in lengths else "last")
+    if len(out) == 2 and out[0] == x[0]:
+        width = a if axis == "first" else c
+        layout: Layout = "channels_first" if axis == "first" else "channels_last"
+        return SiteContract(layout, "pooled", (b, c) if axis == "first" else (a, b), roles=roles, out_dim=_changed(width, out[1]))
     grid_in, grid_out = ((b, c), tuple(out[2:])) if axis == "first" else ((a, b), tuple(out[1:3]))
     if out[0] != x[0] or len(out) != 4:
         raise ContractError(f"its output {out} is not a batch of feature maps like its input {x}")
@@ -185,12 +195,15 @@ def _changed(width: int, out_width: int) -> int | None:
 
 
 def _channel_axis(module: nn.Module, first: int, last: int) -> Literal["first", "last"] | None:
-    """Where the channels are, from the first projection inside `module`: a Conv2d reads them on axis 1, a Linear last."""
+    """Where the channels are, from the first projection inside `module`: a Conv2d reads them on axis 1, a Linear on
+    the axis whose size it takes (last, or axis 1 of a map the module flattens to tokens itself)."""
     for child in list(module.modules())[1:]:
         if isinstance(child, nn.Conv2d) and child.in_channels == first != last:
             return "first"
         if isinstance(child, nn.Linear) and child.in_features == last != first:
             return "last"
+        if isinstance(child, nn.Linear) and child.in_features == first != last:  # it flattens the map to tokens itself
+            return "first"
         if isinstance(child, (nn.Conv2d, nn.Linear)):
             return None
     return None

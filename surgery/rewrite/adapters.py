@@ -4,7 +4,8 @@ A substitute maps (B, N, C) -> (B, N, C). The adapter accepts the replaced
 module's whole call (its forward signature) and, as the site's `SiteContract`
 says: turns 2-D inputs into token sequences and back, reads the sequence in the
 recipe's token order, keeps only the class token where the replaced module
-returned only that, downsamples the grid where the replaced module is strided
+returned only that, averages the sequence where it pooled the tokens into one
+vector, downsamples the grid where the replaced module is strided
 (with its own pooling layer when it has one), and rewrites a block that
 computes attention inline around the substitute (`surgery.rewrite.inline`). It keeps
 the replaced module's plain attributes (sizes, flags), which some blocks read
@@ -65,6 +66,8 @@ class SiteAdapter(nn.Module):
                 raise ValueError(f"{self.path}: substitute called with {name}={value!r}; it only takes the token input")
         if self.contract.inline_input is not None:
             return self.block(x)
+        if self.contract.output == "pooled":
+            return self._mix(_as_tokens(x, self.contract.layout), grid or self.contract.grid).mean(1)
         if self.contract.layout == "channels_first":
             height, width = x.shape[2], x.shape[3]
             y = self._mix(x.flatten(2).transpose(1, 2), (height, width))
@@ -106,6 +109,13 @@ class SiteAdapter(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.path}: {self.contract.describe}, order={self.order}"
+
+
+def _as_tokens(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """(B, N, C) from any input layout of a pooling site."""
+    if layout == "channels_first":
+        return x.flatten(2).transpose(1, 2)
+    return x.flatten(1, 2) if layout == "channels_last" else x
 
 
 def _is_default(value: object, default: object) -> bool:
