@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import difflib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
 from surgery.errors import SurgeryError
+
+if TYPE_CHECKING:
+    from surgery.recipe import Recipe
 
 Device = Literal["cpu", "cuda", "meta"]
 
@@ -49,6 +52,24 @@ def build_model(
         source = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
         raise SurgeryError(f"model {name!r} with {source}: {one_line(error)}") from error
     return model.eval()
+
+
+def recipe_model(recipe: Recipe, device: Device = "cpu", *, weights: bool = False) -> nn.Module:
+    """The recipe's model, with its hub weights or checkpoint when `weights`; a refusal names the recipe line behind it.
+
+    A keyword timm rejects is located at that keyword when the message names it, else at `model.kwargs`.
+    """
+    spec = recipe.model
+    checkpoint = str(spec.checkpoint) if weights and spec.checkpoint else None
+    try:
+        return build_model(spec.name, spec.kwargs, pretrained=weights and spec.pretrained, checkpoint=checkpoint, device=device)
+    except SurgeryError as error:
+        named = [key for key in spec.kwargs if key in str(error.__cause__ or "")]
+        key = ("model", "checkpoint") if checkpoint else ("model", "kwargs", *named[:1]) if spec.kwargs else ("model", "name")
+        where = recipe.location_of(key)
+        if where is None:
+            raise
+        raise SurgeryError(f"{where}: {error}") from error
 
 
 def one_line(error: Exception, limit: int = 400) -> str:

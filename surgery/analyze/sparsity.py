@@ -9,7 +9,7 @@ from torch import nn
 
 from surgery.detect.sparsity import METRICS, SiteSparsity, measure_sites
 from surgery.figures import pyplot, save_figure
-from surgery.models import build_model, input_size
+from surgery.models import input_size, recipe_model
 from surgery.runs import load_run
 from surgery.targets import Target
 
@@ -28,8 +28,7 @@ def _teacher(target: Target) -> tuple[nn.Module, str]:
     if target.run is not None:
         return load_run(target.run.root, "teacher"), f"the trained teacher of {target.text}"
     spec = target.recipe.model
-    checkpoint = str(spec.checkpoint) if spec.checkpoint else None
-    model = build_model(spec.name, spec.kwargs, pretrained=spec.pretrained, checkpoint=checkpoint)
+    model = recipe_model(target.recipe, weights=True)
     trained = spec.pretrained or spec.checkpoint is not None
     return model, f"{spec.name}, {'pretrained' if trained else 'random'} weights"
 

@@ -18,7 +18,7 @@ from torch import nn
 from far_modules import build_substitute
 from surgery.errors import SurgeryError
 from surgery.graph.tracing import propagate_shapes, shape_of, trace
-from surgery.models import Device, build_model, example_input
+from surgery.models import Device, example_input, recipe_model
 from surgery.recipe import Recipe, check_recipe
 from surgery.rewrite.adapters import SiteAdapter
 from surgery.rewrite.plan import Plan, Step, plan, site_spec
@@ -84,6 +84,6 @@ def plan_and_build(recipe: Recipe, device: Device = "cpu") -> tuple[Plan, nn.Mod
     No weights are downloaded: shapes, counts and costs do not depend on them.
     """
     check_recipe(recipe)
-    teacher = build_model(recipe.model.name, recipe.model.kwargs, device=device)
+    teacher = recipe_model(recipe, device)
     surgery_plan = plan(recipe, teacher)
     return surgery_plan, teacher, build_student(teacher, surgery_plan)

@@ -15,7 +15,7 @@ from safetensors.torch import load_model, save_model
 from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
 from surgery.measure.costing import price_models
-from surgery.models import build_model, input_size
+from surgery.models import input_size, recipe_model
 from surgery.recipe import Recipe, dump_recipe
 from surgery.rewrite.plan import plan
 from surgery.rewrite.student import build_student
@@ -81,10 +81,7 @@ def _start(recipe: Recipe, run: RunDir, ctx: DistContext, resume: bool, tensorbo
     seed_everything(recipe.seed)
     model = recipe.model
     fresh = not resume and not any(stage.kind == "fit" for stage in recipe.stages)
-    teacher = build_model(
-        model.name, model.kwargs, pretrained=model.pretrained and fresh,
-        checkpoint=str(model.checkpoint) if model.checkpoint and fresh else None, device=ctx.device.type,
-    )
+    teacher = recipe_model(recipe, ctx.device.type, weights=fresh)
     teacher.requires_grad_(False)
     log = MetricsLog(run.metrics if ctx.is_main else None, run.root / "tensorboard" if tensorboard and ctx.is_main else None)
     return RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))

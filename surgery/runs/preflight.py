@@ -16,7 +16,7 @@ from pathlib import Path
 from far_modules import Prunable, get_substitute, substitute_names
 from surgery.data import check_folders, per_rank_batch, train_size
 from surgery.errors import SurgeryError
-from surgery.models import build_model
+from surgery.models import recipe_model
 from surgery.recipe import FolderData, Recipe, TrainingStage, check_recipe
 from surgery.rewrite.plan import plan
 from surgery.runs.head import fit_head
@@ -94,5 +94,5 @@ def _check_plan(recipe: Recipe) -> str:
     """Trace, detect, select and test-build every substitute on the meta device; sparsity ranks wait for the teacher."""
     if any(rewrite.select.sparsity for rewrite in recipe.rewrites):
         return "plan: selected by attention sparsity, measured when the run reaches the rewrite"
-    steps = plan(recipe, build_model(recipe.model.name, recipe.model.kwargs, device="meta")).steps
+    steps = plan(recipe, recipe_model(recipe, "meta")).steps
     return f"plan: {len(steps)} sites replaced ({', '.join(sorted({step.substitute for step in steps}))})"

@@ -18,7 +18,7 @@ from safetensors.torch import load_model
 from torch import nn
 
 from surgery.errors import SurgeryError
-from surgery.models import build_model, one_line
+from surgery.models import one_line, recipe_model
 from surgery.recipe import Recipe, load_recipe
 from surgery.rewrite.plan import Plan, plan
 from surgery.rewrite.student import build_student
@@ -56,7 +56,7 @@ def load_run(directory: str | Path, which: Literal["student", "teacher"] = "stud
     if not run.student_weights.exists():
         raise SurgeryError(f"{directory}: no finished run here (missing {run.student_weights.name})")
     recipe = load_recipe(run.recipe)
-    teacher = build_model(recipe.model.name, recipe.model.kwargs)
+    teacher = recipe_model(recipe)
     load_model(teacher, str(run.teacher_weights), strict=True)
     if which == "teacher":
         return teacher.requires_grad_(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,23 @@ def test_a_stated_class_count_that_disagrees_with_the_data_is_refused_at_its_lin
     line = result.stderr.strip()
     assert line.startswith(f"{recipe}:") and line.endswith("the model predicts 5 classes but the data has 3")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("stated", [None, 3])
+def test_validate_checks_the_head_against_the_folder_or_the_stated_count(tmp_path: Path, stated: int | None):
+    root = _image_folder(tmp_path / "images", {"train": 1, "validation": 1})
+    data = _recipe(root, {"num_classes": 5})
+    data["data"]["num_classes"] = stated
+    recipe = tmp_path / "own.yaml"
+    recipe.write_text(to_yaml(data))
+    result = CliRunner().invoke(app, ["validate", str(recipe)])
+    assert result.exit_code == 2
+    assert re.fullmatch(rf"{recipe}:5:\d+: the model predicts 5 classes but the data has 3", result.stderr.strip())
+
+
+def test_validate_says_a_head_will_be_reset_and_passes_a_folder_not_on_disk_yet(tmp_path: Path):
+    root = _image_folder(tmp_path / "images", {"train": 1, "validation": 1})
+    fitted = CliRunner().invoke(app, ["validate", str(write_recipe(tmp_path, _recipe(root, {})))])
+    assert fitted.exit_code == 0 and "note: deit_tiny_patch16_224 predicts 1000 classes and the data has 3" in fitted.stdout
+    elsewhere = CliRunner().invoke(app, ["validate", str(write_recipe(tmp_path, _recipe(tmp_path / "absent", {"num_classes": 5})))])
+    assert elsewhere.exit_code == 0 and "note" not in elsewhere.stdout, elsewhere.output
