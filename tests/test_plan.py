@@ -182,29 +182,27 @@ def test_meta_models_cannot_load_weights() -> None:
         build_model("vit_tiny_patch16_224", pretrained=True, device="meta")
 
 
-SIGLIP_KWARGS = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}
-
-
-def _siglip_plan(path: str | list[str]) -> Plan:
+def _hiera_plan(path: str | list[str]) -> Plan:
+    """Hiera's mask-unit attention pools over a token order that is no raster grid: no adapter fits it."""
     from surgery.recipe import recipe_from_data
 
-    data = {"name": "r", "model": {"name": "vit_base_patch16_siglip_224", "kwargs": SIGLIP_KWARGS}, "rewrites": [{"select": {"path": path}}]}
-    recipe = recipe_from_data(data)
+    model = {"name": "hiera_tiny_224", "kwargs": {"img_size": 64}, "input_size": [3, 64, 64]}
+    recipe = recipe_from_data({"name": "r", "model": model, "rewrites": [{"select": {"path": path}}]})
     return plan(recipe, build_model(recipe.model.name, recipe.model.kwargs, device="meta"))
 
 
 def test_a_glob_skips_a_site_no_adapter_fits_and_says_why() -> None:
-    the_plan = _siglip_plan("*")
-    assert the_plan.selected_paths == ["blocks.0.attn", "blocks.1.attn"]
-    [skip] = the_plan.skipped
-    assert skip.path == "attn_pool" and "site attn_pool (AttentionPoolLatent) cannot be adapted: its output" in skip.reason
+    the_plan = _hiera_plan("*")
+    assert [skip.path for skip in the_plan.skipped] == ["blocks.1.attn", "blocks.3.attn", "blocks.10.attn"]
+    assert "blocks.0.attn" in the_plan.selected_paths and "blocks.1.attn" not in the_plan.selected_paths
+    assert "site blocks.1.attn (MaskUnitAttention) cannot be adapted: it changes the sequence length" in the_plan.skipped[0].reason
 
 
 def test_a_site_named_by_its_exact_path_is_refused_when_no_adapter_fits() -> None:
-    with pytest.raises(SurgeryError, match=r"^vision_transformer site attn_pool \(AttentionPoolLatent\) cannot be adapted"):
-        _siglip_plan(["blocks.*.attn", "attn_pool"])
+    with pytest.raises(SurgeryError, match=r"^hiera site blocks\.1\.attn \(MaskUnitAttention\) cannot be adapted"):
+        _hiera_plan(["blocks.0.attn", "blocks.1.attn"])
 
 
 def test_a_glob_that_selects_only_sites_no_adapter_fits_is_refused() -> None:
-    with pytest.raises(SurgeryError, match="no selected site can be adapted: .*attn_pool"):
-        _siglip_plan("attn_*")
+    with pytest.raises(SurgeryError, match=r"no selected site can be adapted: .*blocks\.1\.attn"):
+        _hiera_plan("blocks.[13].attn")
