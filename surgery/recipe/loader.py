@@ -24,6 +24,11 @@ from surgery.recipe.tree import KeyPath, Locations, deep_merge, merged_locations
 
 Located = tuple[Any, Locations]
 
+MAX_DEPTH = 50
+"""Deepest nesting of mappings and lists a recipe may use."""
+_OPENING = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+_CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
 
 class _SafeLoader(yaml.SafeLoader):
     """SafeLoader that also reads YAML 1.2 floats without a dot (3e-4, 1e-6) as floats, not strings."""
@@ -66,12 +71,17 @@ def _validated(data: dict[str, Any], locations: Locations, overrides: Sequence[s
 
 
 def apply_overrides(data: dict[str, Any], locations: Locations, overrides: Sequence[str]) -> None:
-    """Applies `--set dotted.key=value` texts in order; each value is read as a YAML scalar or flow value."""
+    """Applies `--set dotted.key=value` texts in order; each value is read as a YAML scalar or flow value.
+
+    A value starting with `*` or `&` (a YAML alias or anchor, which one value cannot use) is a plain
+    string, so that `--set rewrites.0.select.path=*` selects every site.
+    """
     problems: list[Problem] = []
     for text in overrides:
         try:
             override = parse_override(text)
-            value, _ = _parse_yaml(override.value_text, override.location.file)
+            literal = override.value_text.startswith(("*", "&"))
+            value = override.value_text if literal else _parse_yaml(override.value_text, override.location.file)[0]
             set_value(data, locations, override, value)
         except RecipeError as error:
             problems += error.problems
@@ -88,6 +98,7 @@ def _parse_yaml(text: str, file: str) -> Located:
 
 
 def _construct(text: str, file: str) -> Located:
+    _check_depth(text, file)
     loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -96,6 +107,22 @@ def _construct(text: str, file: str) -> Located:
         return data, locations
     finally:
         loader.dispose()
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse nesting deeper than `MAX_DEPTH` at the bracket or indent that exceeds it.
+
+    PyYAML composes recursively: a few thousand nested brackets exhaust Python's stack
+    before any error with a place could be raised. Its scanner is iterative, so it looks first.
+    """
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, _OPENING):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RecipeError([Problem(_location(token.start_mark, file), f"nesting deeper than {MAX_DEPTH} levels; a recipe needs a handful")])
+        elif isinstance(token, _CLOSING):
+            depth -= 1
 
 
 def _yaml_problem(error: yaml.YAMLError, text: str, file: str) -> Problem:

@@ -9,6 +9,7 @@ import pytest
 
 from surgery.errors import Location, RecipeError
 from surgery.recipe import DistillStage, load_recipe
+from surgery.recipe.loader import MAX_DEPTH
 
 MINIMAL = """\
 name: tiny
@@ -184,3 +185,12 @@ def test_bytes_that_are_not_utf8_are_located_at_their_line_and_column(tmp_path: 
     path = tmp_path / "r.yaml"
     path.write_bytes(MINIMAL.encode().replace(b"rewrites", b"re\xffwrites"))
     assert problems_of(path) == [f"{path}:4:3: not UTF-8: byte 0xff cannot be decoded"]
+
+
+@pytest.mark.parametrize(("opening", "closing"), [("[", "]"), ("{a: ", "}")])
+def test_nesting_that_would_exhaust_the_parser_is_refused_at_the_bracket_past_the_limit(tmp_path: Path, opening: str, closing: str) -> None:
+    path = write(tmp_path, "r.yaml", MINIMAL + "x: " + opening * 5000 + "1" + closing * 5000 + "\n")
+    [problem] = problems_of(path)
+    line = MINIMAL.count("\n") + 1
+    column = len("x: ") + (MAX_DEPTH - 1) * len(opening) + 1  # the top-level mapping is the first level
+    assert problem == f"{path}:{line}:{column}: nesting deeper than {MAX_DEPTH} levels; a recipe needs a handful"

@@ -57,7 +57,7 @@ def test_set_nested_key_list_item_and_new_key(recipe_file: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("=[1, 2]", [1, 2]), ("=true", True), ("=1e-6", 1e-6), ("={a: 1}", {"a": 1}), ("=", None), ("=auto", "auto")],
+    [("=[1, 2]", [1, 2]), ("=true", True), ("=1e-6", 1e-6), ("={a: 1}", {"a": 1}), ("=", None), ("=auto", "auto"), ("=*", "*"), ("=*.attn", "*.attn"), ("=&x", "&x")],
 )
 def test_values_are_read_as_yaml(recipe_file: Path, text: str, expected: object) -> None:
     assert load_recipe(recipe_file, ["model.kwargs.x" + text]).model.kwargs["x"] == expected
