@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 
 from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
@@ -30,6 +30,7 @@ from surgery.train.checkpoint import (
     latest_checkpoint,
     load_state,
     load_weights,
+    load_weights_into,
     restore_rng,
     rng_state,
     save_checkpoint,
@@ -122,10 +123,10 @@ def _resume_point(state: RunState) -> tuple[int, dict | None]:
     if checkpoint is None:
         return 0, None
     saved, training = load_state(checkpoint)
-    progress = RunProgress.from_json(saved)
+    progress = RunProgress.from_json(saved, checkpoint / "state.json")
     state.results, state.pruned, state.last_checkpoint = progress.results, progress.pruned, checkpoint
     if state.run.teacher_weights.exists():
-        load_model(state.teacher, str(state.run.teacher_weights), strict=True)
+        load_weights_into(state.teacher, state.run.teacher_weights)
     else:
         state.teacher.load_state_dict(load_weights(checkpoint, "teacher"), strict=True)
     if progress.record is not None:

@@ -9,12 +9,10 @@ fit exactly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_model
 from torch import nn
 
 from surgery.errors import SurgeryError
@@ -24,6 +22,7 @@ from surgery.rewrite.plan import Plan, plan
 from surgery.rewrite.student import build_student
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.rundir import RunDir
+from surgery.train.checkpoint import load_weights_into, read_json
 
 
 def replay(recipe: Recipe, teacher: nn.Module, record: SurgeryRecord, weights: Path | dict[str, torch.Tensor]) -> tuple[Plan, nn.Module]:
@@ -35,14 +34,13 @@ def replay(recipe: Recipe, teacher: nn.Module, record: SurgeryRecord, weights: P
     surgery_plan = plan(recipe, teacher, record.sparsity)
     student = build_student(teacher, surgery_plan)
     record.restructure(student)
+    if isinstance(weights, Path):
+        load_weights_into(student, weights)
+        return surgery_plan, student
     try:
-        if isinstance(weights, Path):
-            load_model(student, str(weights), strict=True)
-        else:
-            student.load_state_dict(weights, strict=True)
+        student.load_state_dict(weights, strict=True)
     except RuntimeError as error:
-        source = weights if isinstance(weights, Path) else "the checkpoint's student weights"
-        raise SurgeryError(f"{source}: does not fit the student rebuilt from the run's record (written by another version?): {one_line(error)}") from error
+        raise SurgeryError(f"the checkpoint's student weights do not fit the student rebuilt from the run's record: {one_line(error)}") from error
     return surgery_plan, student
 
 
@@ -57,8 +55,8 @@ def load_run(directory: str | Path, which: Literal["student", "teacher"] = "stud
         raise SurgeryError(f"{directory}: no finished run here (missing {run.student_weights.name})")
     recipe = load_recipe(run.recipe)
     teacher = recipe_model(recipe)
-    load_model(teacher, str(run.teacher_weights), strict=True)
+    load_weights_into(teacher, run.teacher_weights)
     if which == "teacher":
         return teacher.requires_grad_(False)
-    record = SurgeryRecord.from_json(json.loads(run.record.read_text()))
+    record = SurgeryRecord.from_json(read_json(run.record, "a surgery record"), run.record)
     return replay(recipe, teacher, record, run.student_weights)[1].eval()

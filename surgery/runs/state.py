@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from surgery.errors import SurgeryError
 from surgery.recipe import Recipe
 from surgery.rewrite.plan import Plan
 from surgery.runs.record import SurgeryRecord
@@ -43,9 +43,17 @@ class RunProgress:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunProgress:
-        record = SurgeryRecord.from_json(data["record"]) if data["record"] is not None else None
-        return cls(data["stage_index"], data["complete"], data["epoch"], data["step"], data["pruned"], data["results"], record)
+    def from_json(cls, data: Any, source: Path) -> RunProgress:
+        """The progress of `to_json`; another shape is a `SurgeryError` naming `source` and the key."""
+        try:
+            counters = {key: data[key] for key in ("stage_index", "epoch", "step")}
+            wrong = [key for key, value in counters.items() if not isinstance(value, int) or isinstance(value, bool) or value < 0]
+            if wrong or not isinstance(data["complete"], bool):
+                raise SurgeryError(f"{source}: {', '.join(wrong) or 'complete'} is no count (edited?)")
+            record = SurgeryRecord.from_json(data["record"], source) if data["record"] is not None else None
+            return cls(data["stage_index"], data["complete"], data["epoch"], data["step"], data["pruned"], data["results"], record)
+        except (KeyError, TypeError) as error:
+            raise SurgeryError(f"{source}: a checkpoint's progress without a valid {error} (edited, or written by another version?)") from error
 
 
 @dataclass

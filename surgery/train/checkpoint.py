@@ -17,17 +17,22 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from pickle import UnpicklingError
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file
+from torch import nn
 
 from surgery.errors import SurgeryError
 from surgery.models import one_line
 
 KEEP = 2
+T = TypeVar("T")
 
 
 def save_checkpoint(root: Path, name: str, weights: dict[str, dict[str, torch.Tensor]], state: dict, training: dict) -> Path:
@@ -59,16 +64,41 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def load_weights(checkpoint: Path, label: str) -> dict[str, torch.Tensor]:
-    return load_file(checkpoint / f"{label}.safetensors")
+    """The checkpoint's `label` tensors, refused in one line when missing or damaged."""
+    path = checkpoint / f"{label}.safetensors"
+    return _reading(path, lambda: load_file(path))
+
+
+def load_weights_into(module: nn.Module, path: Path) -> None:
+    """Load a safetensors file written by `save_model` into `module`: every name and shape must match."""
+    _reading(path, lambda: load_model(module, str(path), strict=True))
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file of a run or checkpoint, refused in one line naming it when missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise SurgeryError(f"{path}: missing; the run or checkpoint is incomplete") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SurgeryError(f"{path}: cannot be read as {what}: {error}") from error
+
+
+def _reading(path: Path, read: Callable[[], T]) -> T:
+    try:
+        return read()
+    except FileNotFoundError as error:
+        raise SurgeryError(f"{path}: missing; the run or checkpoint is incomplete") from error
+    except (OSError, SafetensorError) as error:
+        raise SurgeryError(f"{path}: not a readable safetensors file (truncated or damaged): {one_line(error)}") from error
+    except RuntimeError as error:
+        raise SurgeryError(f"{path}: does not fit the model rebuilt from the run's recipe and record: {one_line(error)}") from error
 
 
 def load_state(checkpoint: Path) -> tuple[dict, dict]:
     """(progress JSON, training state with optimizer/scheduler/RNG), each refused in one line when unreadable."""
     progress, training = checkpoint / "state.json", checkpoint / "training.pt"
-    try:
-        state = json.loads(progress.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SurgeryError(f"{progress}: cannot be read as a checkpoint's progress: {error}") from error
+    state = read_json(progress, "a checkpoint's progress")
     try:
         return state, torch.load(training, weights_only=True)
     except UnpicklingError as error:

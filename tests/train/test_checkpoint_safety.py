@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from surgery.cli import app
 from surgery.errors import SurgeryError
+from surgery.runs.state import RunProgress
 from surgery.train.checkpoint import latest_checkpoint, load_state, restore_rng, rng_state, save_checkpoint
 
 
@@ -82,3 +83,10 @@ def test_resuming_a_run_with_a_planted_payload_exits_2_without_running_it(finish
     assert result.exit_code == 2, result.output
     assert "training.pt: holds Python objects besides tensors, numbers and strings" in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("edit", [{"stage_index": "1"}, {"step": -4}, {"complete": None}, {"record": [1]}])
+def test_a_progress_file_with_edited_values_is_refused_naming_it(edit: dict):
+    saved = {"stage_index": 0, "complete": True, "epoch": 0, "step": 0, "pruned": False, "results": {}, "record": None, **edit}
+    with pytest.raises(SurgeryError, match=r"^ckpt/state\.json: "):
+        RunProgress.from_json(saved, Path("ckpt/state.json"))
