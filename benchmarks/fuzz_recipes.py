@@ -13,6 +13,7 @@ deterministic), which keeps 10 000 cases to minutes.
 
     python benchmarks/fuzz_recipes.py --cases 10000         # counts; each failing case on stderr
     python benchmarks/fuzz_recipes.py --cases 200 --json    # one JSON object
+    python benchmarks/fuzz_recipes.py --keep /tmp/fuzz      # failing cases written there to rerun by hand
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Case:
 
 @dataclass
 class Outcome:
+    index: int
     recipe: str
     mutation: str
     validate: int
@@ -64,28 +66,32 @@ Tree = Any
 Mutation = Callable[[random.Random, str, Tree], Case]
 
 
-def fuzz(cases: int, seed: int, log: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Run `cases` mutations, seeded: the same arguments give the same cases."""
+def fuzz(cases: int, seed: int, keep: Path | None = None, log: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    """Run `cases` mutations, seeded: the same arguments give the same cases; failing ones are copied to `keep`."""
     rng = random.Random(seed)
     sources = {path.name: path.read_text() for path in RECIPES}
     plans: dict[str, tuple[int, str]] = {}
     outcomes = []
     with tempfile.TemporaryDirectory() as folder:
-        for _ in range(cases):
+        for index in range(cases):
             name = rng.choice(sorted(sources))
             mutation = rng.choice(MUTATIONS)
             case = mutation(rng, name, yaml.safe_load(sources[name]))
-            outcome = run_case(case, Path(folder) / name, plans)
+            outcome = run_case(index, case, Path(folder) / name, plans)
+            if outcome.problem and keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                (keep / f"{index:05d}-{name}").write_bytes(case.text)
+                (keep / f"{index:05d}-{name}.set").write_text("\n".join(case.overrides))
             log(outcome)
             outcomes.append(outcome)
     return outcomes
 
 
-def run_case(case: Case, path: Path, plans: dict[str, tuple[int, str]]) -> Outcome:
+def run_case(index: int, case: Case, path: Path, plans: dict[str, tuple[int, str]]) -> Outcome:
     path.write_bytes(case.text)
     sets = [f"--set={text}" for text in case.overrides]
     validated, problem = _invoke(["validate", str(path), *sets], path)
-    outcome = Outcome(case.recipe, case.mutation, validated, None, problem)
+    outcome = Outcome(index, case.recipe, case.mutation, validated, None, problem)
     if validated != 0 or problem:
         return outcome
     key = _plan_key(path, case.overrides)
@@ -261,14 +267,15 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a summary.")
+    parser.add_argument("--keep", type=Path, help="Write each failing case here: INDEX-RECIPE.yaml and its --set texts in .set.")
     args = parser.parse_args()
 
     def log(outcome: Outcome) -> None:
         if outcome.problem:
-            print(f"FAIL {outcome.recipe} {outcome.mutation}: {outcome.problem}", file=sys.stderr, flush=True)
+            print(f"FAIL {outcome.index} {outcome.recipe} {outcome.mutation}: {outcome.problem}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    result = summary(fuzz(args.cases, args.seed, log), time.perf_counter() - started)
+    result = summary(fuzz(args.cases, args.seed, args.keep, log), time.perf_counter() - started)
     if args.json:
         print(json.dumps(result, indent=2))
         return

@@ -48,7 +48,7 @@ def build_model(
     try:
         with torch.device(device):
             model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
-    except (TypeError, ValueError, AssertionError, RuntimeError, FileNotFoundError) as error:
+    except Exception as error:  # a constructor fed the user's keywords fails in any way (OverflowError, IndexError, ...)
         source = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
         raise SurgeryError(f"model {name!r} with {source}: {one_line(error)}") from error
     return model.eval()
@@ -83,7 +83,9 @@ def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -
 
     timm keeps the `img_size` a model was built with on the model or its first
     embedding (`patch_embed`, `pixel_embed`, `patch_embed1`, ...), while the
-    pretrained config keeps the default; the channels are the first convolution's.
+    pretrained config keeps the default; the channels are the model's `in_chans`, else the
+    first convolution's (a stem that transforms the image first, as CSATv2's DCT, has no
+    convolution on the image itself).
     """
     if override is not None:
         return override
@@ -94,7 +96,10 @@ def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -
     if size is not None:
         height, width = size
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is not None:
+    stated = getattr(model, "in_chans", None)
+    if isinstance(stated, int) and not isinstance(stated, bool):
+        channels = stated
+    elif conv is not None:
         channels = conv.in_channels
     return int(channels), int(height), int(width)
 

@@ -7,7 +7,9 @@ stay single `call_module` nodes, which is what the rewrite edits.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import math
 from collections.abc import Collection
 
@@ -70,11 +72,24 @@ def shape_of(node: fx.Node) -> tuple[int, ...] | None:
 
 
 def propagate_shapes(graph_module: fx.GraphModule, example: torch.Tensor) -> None:
-    """Run ShapeProp; failures name the node that failed."""
+    """Run ShapeProp; a failure is one line naming the node, its module and the op's own error.
+
+    ShapeProp prints the op's traceback to stderr before re-raising; that print is swallowed here.
+    """
     from torch.fx.passes.shape_prop import ShapeProp
 
+    running: list[fx.Node] = []
+
+    class _Located(ShapeProp):
+        def run_node(self, n: fx.Node) -> object:
+            running[:] = [n]
+            return super().run_node(n)
+
     try:
-        with RecurrentShapes(meta_only=True), torch.no_grad():  # no graph: modules that cache tensors stay deep-copyable
-            ShapeProp(graph_module).propagate(example)
+        with RecurrentShapes(meta_only=True), torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            _Located(graph_module).propagate(example)  # no autograd graph: modules that cache tensors stay deep-copyable
     except Exception as error:  # ShapeProp re-raises the op's own error type
-        raise SurgeryError(f"shape propagation failed: {error}") from error
+        cause = error.__cause__ or error
+        where = f" at {running[0].name} in {'.'.join(module_stack(running[0])[-1:]) or 'the model'}" if running else ""
+        first = next((line for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+        raise SurgeryError(f"shape propagation failed{where}: {first}") from error

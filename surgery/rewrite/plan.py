@@ -74,7 +74,10 @@ def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> 
         12
     """
     size = input_size(model, recipe.model.input_size)
-    sites = find_sites(model, example_input(model, size))
+    try:
+        sites = find_sites(model, example_input(model, size))
+    except SurgeryError as error:  # the model as the recipe builds it does not trace or run at this size
+        raise _located(recipe, ("model",), f"{recipe.model.name} at input {size}: {error}") from error
     try:
         chosen = select(sites, recipe.rewrites, sparsity)
     except EmptySelection as error:
