@@ -102,8 +102,8 @@ class ExportSpec(StrictModel):
 
     onnx: bool = True
     """Export the student to ONNX."""
-    opset: int = Field(17, ge=7)
-    """ONNX opset version."""
+    opset: int = Field(17, ge=7, le=20)
+    """ONNX opset version: 7 to 20, the range torch's TorchScript exporter (which exports LSTMs as LSTM nodes) writes."""
     dynamic_batch: bool = True
     """Leave the batch dimension symbolic."""
     atol: float = Field(1e-4, gt=0)
