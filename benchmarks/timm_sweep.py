@@ -10,6 +10,7 @@ a model over `--timeout` seconds is reported as `timeout`, not waited for.
     python benchmarks/timm_sweep.py                        # all models, table to benchmarks/timm_sweep.md
     python benchmarks/timm_sweep.py --only "vit_*" --json  # a glob, JSON on stdout
     python benchmarks/timm_sweep.py --shard 1/4            # every fourth model, from the first
+    python benchmarks/timm_sweep.py --merge a.json b.json  # the table from --json outputs (shards; a later rerun wins)
 """
 
 from __future__ import annotations
@@ -119,14 +120,34 @@ def _grouped(outcomes: Iterable[Outcome]) -> Counter[str]:
     return Counter(f"{o.status}: " + re.sub(r"\(\d[\d, ]*\)|\b[\w.]+\.\d+\.[\w.]+|\d+", "…", o.reason)[:160] for o in outcomes)
 
 
+def merged(paths: list[Path]) -> tuple[list[Outcome], float]:
+    """Outcomes of several `--json` outputs in timm's order, a later file's outcome replacing an earlier one's; wall times summed."""
+    by_model: dict[str, Outcome] = {}
+    wall = 0.0
+    for path in paths:
+        data = json.loads(path.read_text())
+        wall += data["wall_s"]
+        for row in data["models"]:
+            row = {**row, "params": tuple(row["params"]) if row["params"] else None, "macs": tuple(row["macs"]) if row["macs"] else None}
+            by_model[row["model"]] = Outcome(**row)
+    order = {name: index for index, name in enumerate(timm.list_models())}
+    return sorted(by_model.values(), key=lambda o: order.get(o.model, len(order))), wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="*", help="fnmatch glob on model names (timm.list_models' filter).")
+    parser.add_argument("--only", nargs="+", default=["*"], help="fnmatch globs on model names (timm.list_models' filter).")
     parser.add_argument("--shard", default="1/1", help="I/N: every N-th model starting at the I-th (1-based).")
     parser.add_argument("--timeout", type=int, default=60, help="Seconds before a model is reported as timeout.")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of writing the Markdown table.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "timm_sweep.md")
+    parser.add_argument("--merge", type=Path, nargs="+", help="Write the table from these --json outputs instead of sweeping.")
     args = parser.parse_args()
+    if args.merge:
+        outcomes, wall = merged(args.merge)
+        args.out.write_text(markdown(outcomes, wall))
+        print(f"{Counter(o.status for o in outcomes)} from {len(args.merge)} files; table in {args.out}", file=sys.stderr)
+        return
     index, shards = (int(part) for part in args.shard.split("/"))
     names = timm.list_models(args.only)[index - 1 :: shards]
     warnings.simplefilter("ignore")
