@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from far_modules.padding import readings
 from far_modules.prune import Direction, UnitGroup, UnitKey, check_keep
 from far_modules.spec import CostKind, SiteSpec
 
@@ -80,12 +81,14 @@ class MultiHeadBiLSTM(nn.Module):
             copy_attention_projections(module, source)
         return module
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D) -> (B, N, D_out); `mask` (B, N) bool marks the real tokens of padded sequences (`far_modules.padding`)."""
         heads = self.in_proj(self.norm(x)).split(self.head_dim, dim=-1)  # H x (B, N, d)
+        forward, backward = readings(x, mask)
         outputs = []
         for h in range(self.num_heads):  # indexed, not zipped: torch.fx can index a split, not iterate it
-            outputs.append(self.forward_rnns[h](heads[h])[0])  # (B, N, h_fwd)
-            outputs.append(self.backward_rnns[h](heads[h].flip(1))[0].flip(1))  # (B, N, h_bwd)
+            outputs.append(forward.write(self.forward_rnns[h](forward.read(heads[h]))[0]))  # (B, N, h_fwd)
+            outputs.append(backward.write(self.backward_rnns[h](backward.read(heads[h]))[0]))  # (B, N, h_bwd)
         return self.out_proj(torch.cat(outputs, dim=-1))  # (B, N, D)
 
     def config(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from far_modules.padding import leading, readings
 from far_modules.spec import CostKind, SiteSpec
 
 
@@ -34,6 +35,12 @@ class TokenConv(nn.Module):
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
         return cls(spec.dim, kernel_size, spec.out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.in_proj(self.norm(x)).transpose(1, 2)  # (B, D, N)
-        return self.out_proj(self.act(self.conv(y)).transpose(1, 2))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D) -> (B, N, D_out); with `mask` (B, N, bool, True at real tokens) the window sees real tokens
+        and, past a sequence's end, zeros, as the convolution's own padding gives an unpadded sequence."""
+        y = self.in_proj(self.norm(x))
+        reading, _ = readings(x, mask)
+        if mask is not None:
+            y = reading.read(y).masked_fill(~leading(mask), 0)
+        y = self.act(self.conv(y.transpose(1, 2))).transpose(1, 2)  # Conv1d reads (B, D, N)
+        return self.out_proj(reading.write(y))

@@ -26,5 +26,6 @@ class DropAttention(nn.Module):
     def from_site(cls, spec: SiteSpec, *, source: nn.Module | None = None) -> DropAttention:
         return cls(spec.out_dim or spec.dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Zeros; `mask` (padding) changes nothing, since no token reads another."""
         return x.new_zeros(*x.shape[:-1], self.out_dim)

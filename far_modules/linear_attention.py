@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from far_modules.padding import check_mask
 from far_modules.spec import CostKind, SiteSpec
 
 FeatureMap = Literal["elu", "relu"]
@@ -46,9 +47,14 @@ class LinearAttention(nn.Module):
         heads = max(h for h in range(1, max(spec.num_heads, 1) + 1) if spec.dim % h == 0)
         return cls(spec.dim, heads, feature_map, spec.out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D) -> (B, N, D_out); `mask` (B, N) bool, True at real tokens, leaves padded keys and values out."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, d)
         q, k = self._phi(q), self._phi(k)
+        if mask is not None:
+            check_mask(mask, x)
+            real = mask[:, None, :, None]  # (B, 1, N, 1)
+            k, v = k.masked_fill(~real, 0), v.masked_fill(~real, 0)
         context = k.transpose(-2, -1) @ v  # (B, H, d, d): Σ_n φ(k_n) v_nᵀ
         normaliser = q @ k.sum(dim=-2, keepdim=True).transpose(-2, -1)  # (B, H, N, 1)
         out = (q @ context) / (normaliser + self.eps)

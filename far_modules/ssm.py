@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from far_modules.padding import readings
 from far_modules.spec import CostKind, SiteSpec
 
 
@@ -47,11 +48,13 @@ class SelectiveSSM(nn.Module):
             raise ValueError(f"bidirectional must be true or false, got {bidirectional!r}")
         return cls(spec.dim, state_size, bidirectional, spec.out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D) -> (B, N, D_out); `mask` (B, N) bool marks the real tokens of padded sequences (`far_modules.padding`)."""
         u, z = self.in_proj(self.norm(x)).chunk(2, dim=-1)  # (B, N, D) each
-        y = self._scan(u)
+        forward, backward = readings(x, mask)
+        y = forward.write(self._scan(forward.read(u)))
         if self.bidirectional:
-            y = y + self._scan(u.flip(1)).flip(1)
+            y = y + backward.write(self._scan(backward.read(u)))
         return self.out_proj(y * F.silu(z))
 
     def _scan(self, u: torch.Tensor) -> torch.Tensor:
