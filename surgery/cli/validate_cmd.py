@@ -1,4 +1,4 @@
-"""`surgery validate RECIPE`: schema and registry checks, no model built."""
+"""`surgery validate RECIPE`: schema and registry checks, and the model's head against the data's classes (on the meta device)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
 from surgery.recipe import check_recipe
+from surgery.runs.head import check_head
 from surgery.targets import resolve_target
 
 
@@ -20,4 +21,7 @@ def validate(
     """Exit 0 when the recipe is valid; otherwise print FILE:LINE:COL: message lines and exit 2."""
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     check_recipe(loaded)
+    note = check_head(loaded)
+    if note:
+        stdout.print(f"note: {note}", highlight=False)
     stdout.print(f"{recipe}: valid ({len(loaded.rewrites)} rewrites, {len(loaded.stages)} stages)", highlight=False)
