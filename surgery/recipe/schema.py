@@ -17,23 +17,37 @@ from surgery.recipe.tree import KeyPath, Locations, nearest_location
 
 
 class ModelSpec(StrictModel):
-    """The timm model to operate on (the teacher)."""
+    """The model to operate on (the teacher): a timm model, or a Hugging Face `transformers` text model."""
 
     name: str
-    """timm model name, optionally with a pretrained tag (deit_tiny_patch16_224.fb_in1k)."""
+    """timm model name, optionally with a pretrained tag (deit_tiny_patch16_224.fb_in1k); transformers: a directory, a hub id, or all-MiniLM-L6-v2."""
+    source: Literal["timm", "transformers"] = "timm"
+    """Where the model comes from: timm, or Hugging Face transformers (a text encoder taking token ids)."""
     pretrained: bool = False
-    """Load the hub weights through timm."""
+    """Load the pretrained weights (through timm, or transformers' from_pretrained); false builds random weights from the config."""
     checkpoint: Path | None = None
-    """Local weights file loaded through timm (relative paths start at the working directory)."""
+    """Local weights file loaded through timm (relative paths start at the working directory); timm models only."""
     kwargs: dict[str, JsonValue] = {}
-    """Extra keyword arguments of timm.create_model (img_size, num_classes, ...)."""
-    input_size: tuple[int, int, int] | None = None
-    """Input (C, H, W); none takes the model's pretrained_cfg."""
+    """Extra keyword arguments of timm.create_model (img_size, num_classes, ...), or transformers config fields (num_hidden_layers, ...)."""
+    input_size: tuple[int, ...] | None = None
+    """One example: (C, H, W) for timm, none takes the pretrained_cfg; [N] tokens for transformers, none takes max_position_embeddings."""
+
+    @field_validator("input_size")
+    @classmethod
+    def _size_of_source(cls, size: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
+        text = info.data.get("source") == "transformers"
+        if size is not None and len(size) != (1 if text else 3):
+            raise ValueError("a transformers model takes [N] tokens" if text else "a timm model takes [C, H, W]")
+        if size is not None and min(size) < 1:
+            raise ValueError(f"sizes must be positive, got {list(size)}")
+        return size
 
     @model_validator(mode="after")
     def _one_weight_source(self) -> ModelSpec:
         if self.pretrained and self.checkpoint is not None:
             raise ValueError("pretrained and checkpoint are mutually exclusive; keep one weight source")
+        if self.source == "transformers" and self.checkpoint is not None:
+            raise ValueError("checkpoint is read by timm; a transformers model loads its weights from name (pretrained: true)")
         return self
 
 
