@@ -208,16 +208,23 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
 
     Head h of the attention writes columns [h*d, (h+1)*d) of `proj`'s input; both
     LSTM directions of head h get those columns, halved, so that at the start the
-    sum of the two directions plays the role of the attention's head output.
+    sum of the two directions plays the role of the attention's head output. An
+    attention without an output projection of its own returns the heads'
+    concatenation, which its block projects (BERT's `attention.output.dense`):
+    there `proj` is the identity.
     """
-    value, proj = _value_projection(source), getattr(source, "proj", None)
+    value, proj = _value_projection(source), _output_projection(source)
     d, heads = module.head_dim, module.num_heads
-    if value is None or not isinstance(proj, nn.Linear):
-        raise ValueError(f"init='attention' needs a source with a qkv (or v) Linear and a proj Linear, got {type(source).__name__}")
-    if value[0].shape != module.in_proj.weight.shape or proj.in_features != heads * d or proj.out_features != module.out_dim:
+    if value is None or proj is None:
+        raise ValueError(
+            f"init='attention' needs a source with a qkv (or v, value) Linear and a proj Linear (or no output projection), got {type(source).__name__}"
+        )
+    weight, bias = proj
+    out_features, in_features = weight.shape if weight is not None else (heads * d, heads * d)
+    if value[0].shape != module.in_proj.weight.shape or in_features != heads * d or out_features != module.out_dim:
         raise ValueError(
             f"init='attention' needs matching shapes: value projection {tuple(value[0].shape)} vs in_proj "
-            f"{tuple(module.in_proj.weight.shape)}, proj {tuple(proj.weight.shape)} vs {heads} heads of {d}"
+            f"{tuple(module.in_proj.weight.shape)}, proj {(out_features, in_features)} vs {heads} heads of {d}"
         )
     if any(f != d or b != d for f, b in module.hidden_sizes):
         raise ValueError("init='attention' needs hidden_size equal to the head width")
@@ -225,14 +232,18 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
         return  # planning on the meta device checks shapes only
     module.in_proj.weight.copy_(value[0])
     _copy_bias(module.in_proj, value[1])
-    per_head = proj.weight.view(module.out_dim, heads, 1, d) / 2  # (D_out, H, 1, d)
+    weight = weight if weight is not None else torch.eye(heads * d, dtype=value[0].dtype, device=value[0].device)
+    per_head = weight.view(module.out_dim, heads, 1, d) / 2  # (D_out, H, 1, d)
     module.out_proj.weight.copy_(per_head.expand(-1, -1, 2, -1).reshape(module.out_dim, heads * 2 * d))
-    _copy_bias(module.out_proj, proj.bias)
+    _copy_bias(module.out_proj, bias)
+
+
+_QKV_NAMES = ("qkv", "kv", "q", "k", "v", "query", "key", "value")
 
 
 def _value_projection(source: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """(weight, bias) of the value projection, from a fused `qkv`, a fused `kv` (PVT, Twins) or a separate `v` Linear."""
-    qkv, kv, v = getattr(source, "qkv", None), getattr(source, "kv", None), getattr(source, "v", None)
+    """(weight, bias) of the value projection, from a fused `qkv`, a fused `kv` (PVT, Twins) or a separate `v` (`value`) Linear."""
+    qkv, kv = getattr(source, "qkv", None), getattr(source, "kv", None)
     if isinstance(qkv, nn.Linear) and qkv.out_features % 3 == 0:
         width = qkv.out_features // 3
         bias = qkv.bias[2 * width :] if qkv.bias is not None else _qkv_v_bias(source, width)
@@ -240,9 +251,20 @@ def _value_projection(source: nn.Module | None) -> tuple[torch.Tensor, torch.Ten
     if isinstance(kv, nn.Linear) and kv.out_features % 2 == 0:
         width = kv.out_features // 2
         return kv.weight[width:], kv.bias[width:] if kv.bias is not None else None
-    if isinstance(v, nn.Linear):
-        return v.weight, v.bias
-    return None
+    v = next((m for m in (getattr(source, "v", None), getattr(source, "value", None)) if isinstance(m, nn.Linear)), None)
+    return (v.weight, v.bias) if v is not None else None
+
+
+def _output_projection(source: nn.Module | None) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
+    """(weight, bias) of the attention's `proj`; (None, None), the identity, when its only Linears are its q/k/v
+    projections; None when it projects its output some other way."""
+    proj = getattr(source, "proj", None)
+    if isinstance(proj, nn.Linear):
+        return proj.weight, proj.bias
+    if source is None or proj is not None:
+        return None
+    others = [name for name, child in source.named_modules() if isinstance(child, nn.Linear) and name not in _QKV_NAMES]
+    return None if others else (None, None)
 
 
 def _qkv_v_bias(source: nn.Module, width: int) -> torch.Tensor | None:

@@ -14,7 +14,9 @@ says how to get from one to the other, or why it cannot:
   for attention pooling that returns one vector per image, (B, C) out of
   (B, N, C) or a feature map (timm's `AttentionPoolLatent`, `AttentionPool2d`):
   the substitute's sequence is averaged, the recurrent counterpart of a learned
-  query attending to every token.
+  query attending to every token. Orthogonal to it, `output_nones`: a site that
+  returns a tuple of its output and Nones (Hugging Face attention returns
+  `(output, None)` when it does not keep its weights) gets the same tuple back.
 - grid and prefix: where a token sequence is a raster of an (h, w) grid after
   `prefix` non-spatial tokens (class, register); token orders other than raster
   need it.
@@ -28,13 +30,16 @@ says how to get from one to the other, or why it cannot:
   shift made adjacent; the substitute reads each window as one sequence and
   does not need it. `query` arguments are queries computed outside the module
   (GCViT's global queries); a substitute mixes the tokens it is given and has
-  no queries. Any other argument must stay at its default.
+  no queries. A `padding` mask (Hugging Face's `attention_mask`, which keeps
+  attention off padded keys) becomes the substitute's (B, N) mask of real tokens
+  (`far_modules.padding`); a sequence of padded text has no 2-D grid. Any other
+  argument must stay at its default.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from torch import nn
@@ -44,12 +49,13 @@ from surgery.graph.calls import CallShapes
 
 Layout = Literal["tokens", "grouped_tokens", "channels_first", "channels_last"]
 Output = Literal["same", "class_token", "pooled"]
-Role = Literal["grid", "position", "window_mask", "query"]
+Role = Literal["grid", "position", "window_mask", "query", "padding"]
 
 GRID_ARGUMENTS = frozenset({"feat_size", "size", "hw_shape", "hw_size", "shape"})
 POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "shared_rel_pos", "rope_freqs"})
 QUERY_ARGUMENTS = frozenset({"q_global"})
 WINDOW_MASK_ARGUMENTS = frozenset({"mask", "attn_mask"})
+PADDING_ARGUMENTS = frozenset({"attention_mask"})
 
 
 class ContractError(ValueError):
@@ -67,6 +73,8 @@ class SiteContract:
     roles: dict[str, Role] = field(default_factory=dict, hash=False)
     out_dim: int | None = None
     """Output width when it differs from the input's (a block that widens the stream in its attention)."""
+    output_nones: int = 0
+    """The site returns a tuple: its output, then this many Nones (Hugging Face attention's absent weights)."""
     inline_input: tuple[int, ...] | None = None
     """Set for a block that computes attention in its own forward: the input shape its graph is traced with
     (`surgery.detect.regions` cuts the attention out of it)."""
@@ -83,7 +91,8 @@ class SiteContract:
         widened = f", out width {self.out_dim}" if self.out_dim else ""
         strided = f", stride {self.stride}" if self.stride > 1 else ""
         inline = ", attention inline in the block" if self.inline_input else ""
-        return f"{self.layout}{grid}{prefix}{output}{widened}{strided}{inline}"
+        nones = f", returns (output{', None' * self.output_nones})" if self.output_nones else ""
+        return f"{self.layout}{grid}{prefix}{output}{widened}{strided}{inline}{nones}"
 
 
 def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names: list[str]) -> SiteContract:
@@ -100,12 +109,14 @@ def read_contract(model: nn.Module, path: str, call: CallShapes, argument_names:
         raise ContractError("it returns more than one tensor")
     roles = _roles(module, argument_names)
     if call.adds_input:
-        return _inline_contract(model, module, x, out, roles)
-    if len(x) == 3:
-        return _token_contract(model, module, x, out, roles)
-    if len(x) == 4:
-        return _spatial_contract(module, x, out, call.operands, roles)
-    raise ContractError(f"its input has {len(x)} dimensions; adapters take (B, N, C), (B, G, N, C), (B, C, H, W) or (B, H, W, C)")
+        contract = _inline_contract(model, module, x, out, roles)
+    elif len(x) == 3:
+        contract = _token_contract(model, module, x, out, roles)
+    elif len(x) == 4:
+        contract = _spatial_contract(module, x, out, call.operands, roles)
+    else:
+        raise ContractError(f"its input has {len(x)} dimensions; adapters take (B, N, C), (B, G, N, C), (B, C, H, W) or (B, H, W, C)")
+    return replace(contract, output_nones=call.output_nones) if call.output_nones else contract
 
 
 def _inline_contract(model: nn.Module, module: nn.Module, x: tuple[int, ...], out: tuple[int, ...], roles: dict[str, Role]) -> SiteContract:
@@ -131,6 +142,8 @@ def _roles(module: nn.Module, names: list[str]) -> dict[str, Role]:
             roles[name] = "query"
         elif name in WINDOW_MASK_ARGUMENTS and _window(module) is not None:
             roles[name] = "window_mask"
+        elif name in PADDING_ARGUMENTS:
+            roles[name] = "padding"
     return roles
 
 
@@ -214,8 +227,8 @@ def _token_grid(model: nn.Module, module: nn.Module, tokens: int, roles: dict[st
     window = _window(module)
     if window is not None and window[0] * window[1] == tokens:
         return window, 0
-    if "grid" in roles.values():
-        return None, 0  # the grid arrives with every call
+    if "grid" in roles.values() or "padding" in roles.values():
+        return None, 0  # the grid arrives with every call, or the tokens are text
     prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
     grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     if isinstance(grid, (tuple, list)) and len(grid) == 2 and prefix + grid[0] * grid[1] == tokens:

@@ -3,7 +3,9 @@
 Class names are never consulted. In a deep trace, every contraction (matmul,
 bmm, einsum, scaled_dot_product_attention) whose operands both derive from the
 model input is an activation x activation product; the module that owns it
-(innermost entry of the node's module stack) is a site.
+(innermost entry of the node's module stack) is a site. A model torch.fx cannot
+trace at all (Hugging Face transformers' BERT) is run instead, under the same
+rule (`surgery.graph.probe`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from surgery.graph.calls import AttentionCall, CallShapes, passed_arguments
 from surgery.graph.contractions import activation_products, contraction_operands
 from surgery.graph.probe import probe
 from surgery.graph.tracing import module_stack, propagate_shapes, shape_of, trace
+from surgery.models import one_line
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class Site:
 def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     """All attention sites of `model`, in module order, with shapes from `example` (a batch of inputs).
 
-    Modules timm keeps opaque to torch.fx are run instead (`surgery.graph.probe`).
+    Modules timm keeps opaque to torch.fx are run instead (`surgery.graph.probe`), and so is the whole
+    model when torch.fx cannot trace it.
 
     Example:
         >>> import timm, torch
@@ -67,7 +71,16 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
         >>> [s.path for s in find_sites(model, torch.randn(1, 3, 32, 32))]
         ['blocks.0.attn', 'blocks.1.attn']
     """
-    deep = trace(model)
+    try:
+        deep = trace(model)
+    except SurgeryError:  # untraceable as a whole (a Hugging Face model): probe every module by running it
+        try:
+            probed = probe(model, example, [name for name, _ in model.named_children()])
+        except Exception as error:  # the model's own error, of any type
+            raise SurgeryError(f"{type(model).__name__} does not run on its example input: {one_line(error)}") from error
+        if not probed:
+            raise  # running it found no site either: the trace's refusal says more
+        return _describe_all(model, probed)
     propagate_shapes(deep, example)
     products, carries = _products_by_owner(deep), activation_nodes(deep.graph)
     opaque = _opaque_modules(deep, model)
@@ -77,6 +90,11 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     calls = {node.target: node for node in shallow.graph.nodes if node.op == "call_module"}
     described = {path: _traced(calls[path], nodes, carries, model.get_submodule(path)) for path, nodes in products.items()}
     described.update(probed)
+    return _describe_all(model, described)
+
+
+def _describe_all(model: nn.Module, described: dict[str, AttentionCall]) -> list[Site]:
+    """Sites of the calls seen, in module order."""
     order = {path: index for index, (path, _) in enumerate(model.named_modules())}
     paths = sorted(described, key=order.__getitem__)
     return [_describe(index, model, path, described[path]) for index, path in enumerate(paths)]

@@ -16,11 +16,13 @@ class CallShapes:
     input: tuple[int, ...] | None
     """The first argument's shape; None when it is not a tensor."""
     output: tuple[int, ...] | None
-    """The output's shape; None when it is not one tensor."""
+    """The output's shape; None when it is not one tensor (nor a tuple of one tensor and Nones)."""
     operands: tuple[tuple[int, ...], ...]
     """Shapes of the activation operands of the module's activation x activation products."""
     adds_input: bool = False
     """The module adds its own input back (a residual): it is a block computing attention inline."""
+    output_nones: int = 0
+    """The module returned a tuple: the `output` tensor, then this many Nones (Hugging Face attention's absent weights)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,16 @@ class AttentionCall:
 
 
 def passed_arguments(module: nn.Module, args: tuple, kwargs: dict, differs: Callable[[object, object], bool]) -> tuple[str, ...]:
-    """Names of the arguments after the first whose value `differs` from the forward's default."""
+    """Names of the arguments after the first whose value `differs` from the forward's default.
+
+    Keywords gathered by a `**kwargs` parameter count by their own names, with None as their default.
+    """
     bound = inspect.signature(module.forward).bind(*args, **kwargs)
     parameters = bound.signature.parameters
-    return tuple(name for name, value in list(bound.arguments.items())[1:] if differs(value, parameters[name].default))
+    passed = []
+    for name, value in list(bound.arguments.items())[1:]:
+        if parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            passed += [key for key, item in value.items() if differs(item, None)]
+        elif differs(value, parameters[name].default):
+            passed.append(name)
+    return tuple(passed)

@@ -32,6 +32,7 @@ class _Call:
     input: tuple[int, ...] | None
     arguments: tuple[str, ...]
     output: tuple[int, ...] | None = None
+    output_nones: int = 0
     operands: list[tuple[int, ...]] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
     query: tuple[int, ...] | None = None
@@ -78,7 +79,9 @@ def probe(model: nn.Module, example: torch.Tensor, opaque: Iterable[str]) -> dic
         mode.tag(example)
         model(example)
     return {
-        path: AttentionCall(CallShapes(call.input, call.output, tuple(call.operands)), tuple(call.products), call.arguments, call.query)
+        path: AttentionCall(
+            CallShapes(call.input, call.output, tuple(call.operands), output_nones=call.output_nones), tuple(call.products), call.arguments, call.query
+        )
         for path, call in calls.items()
         if call.products
     }
@@ -91,8 +94,11 @@ def _enter(calls: dict[str, _Call], path: str, module: nn.Module, args: tuple, k
 
 
 def _leave(calls: dict[str, _Call], path: str, module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
-    if calls[path].output is None and isinstance(output, torch.Tensor):
-        calls[path].output = tuple(output.shape)
+    """Keeps the first call's output shape: one tensor, or a tuple of one tensor and Nones (Hugging Face attention)."""
+    call = calls[path]
+    first, rest = (output[0], output[1:]) if isinstance(output, tuple) and output else (output, ())
+    if call.output is None and isinstance(first, torch.Tensor) and all(item is None for item in rest):
+        call.output, call.output_nones = tuple(first.shape), len(rest)
 
 
 def _differs(value: object, default: object) -> bool:

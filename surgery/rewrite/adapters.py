@@ -10,8 +10,10 @@ vector, downsamples the grid where the replaced module is strided
 computes attention inline around the substitute (`surgery.rewrite.inline`). It keeps
 the replaced module's plain attributes (sizes, flags), which some blocks read
 off their attention. Extra arguments are handled by their role; one without a
-role must be left at the replaced module's default: a value the substitute
-cannot honour is refused at run time, never dropped silently.
+role must be left at the replaced module's default (None for a keyword its
+`**kwargs` gathers): a value the substitute cannot honour is refused at run
+time, never dropped silently. A padding mask becomes the substitute's `mask`
+of real tokens, and a site that returned `(output, None)` gets that tuple back.
 """
 
 from __future__ import annotations
@@ -54,16 +56,33 @@ class SiteAdapter(nn.Module):
                 setattr(self, name, value)
         parameters = list(inspect.signature(replaced.forward).parameters.values())
         self.extra_defaults = {p.name: p.default for p in parameters[1:] if p.kind is not p.VAR_KEYWORD}
+        self.takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters)
         self.positional = [p.name for p in parameters[1:] if p.kind is p.POSITIONAL_OR_KEYWORD]
 
-    def forward(self, x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
-        grid = self.contract.grid
+    def forward(self, x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor | tuple[torch.Tensor | None, ...]:
+        grid, mask = self.contract.grid, None
         for name, value in [*zip(self.positional, args), *kwargs.items()]:
             role = self.contract.roles.get(name)
             if role == "grid":
                 grid = (value[0], value[1])
-            elif role is None and (name not in self.extra_defaults or not _is_default(value, self.extra_defaults[name])):
+            elif role == "padding" and value is not None:
+                mask = real_tokens(value, self.path)
+            elif role is None and not self._at_default(name, value):
                 raise ValueError(f"{self.path}: substitute called with {name}={value!r}; it only takes the token input")
+        y = self._adapt(x, grid, mask)
+        return (y, *[None] * self.contract.output_nones) if self.contract.output_nones else y
+
+    def _at_default(self, name: str, value: object) -> bool:
+        """`value` is the replaced forward's default for `name`; a keyword its `**kwargs` gathers defaults to None."""
+        if name in self.extra_defaults:
+            return _is_default(value, self.extra_defaults[name])
+        return self.takes_kwargs and value is None
+
+    def _adapt(self, x: torch.Tensor, grid: tuple[int, int] | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """The substitute applied in the site's layout; `mask` (B, N) marks real tokens of padded sequences."""
+        plain = (self.contract.layout, self.contract.output, self.contract.stride, self.order) == ("tokens", "same", 1, "raster")
+        if mask is not None and not (plain and self.contract.inline_input is None):
+            raise ValueError(f"{self.path}: a padding mask is honoured on plain token sequences in raster order only")
         if self.contract.inline_input is not None:
             return self.block(x)
         if self.contract.output == "pooled":
@@ -78,7 +97,7 @@ class SiteAdapter(nn.Module):
             height, width = x.shape[1], x.shape[2]
             y = self._mix(x.flatten(1, 2), (height, width)).unflatten(1, (height, width))
             return self._downsample(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        y = self._mix(x, grid)
+        y = self.substitute(x, mask=mask) if mask is not None else self._mix(x, grid)
         if self.contract.output == "class_token":
             return y[:, :1]
         if self.contract.stride > 1:
@@ -109,6 +128,28 @@ class SiteAdapter(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.path}: {self.contract.describe}, order={self.order}"
+
+
+def real_tokens(mask: torch.Tensor, path: str) -> torch.Tensor:
+    """(B, N) bool, True at real tokens, from the mask Hugging Face passes its attention.
+
+    That mask is (B, N), nonzero at real tokens, or (B, 1, N, N) over queries and keys: bool (True
+    attends) or additive float (0 attends, a large negative masks). Every query of a padding mask
+    attends the same keys (a query that attends none aside); a causal or banded mask differs
+    between queries, and a sequence substitute cannot honour it.
+
+    Example:
+        >>> real_tokens(torch.tensor([[0.0, float("-inf")]]).expand(1, 1, 2, 2), "self").tolist()
+        [[True, False]]
+    """
+    if mask.dim() == 2:
+        return mask != 0
+    attends = (mask if mask.dtype == torch.bool else mask == 0).flatten(1, -2)  # (B, queries, keys)
+    real = attends.any(1)  # (B, N)
+    checkable = not (torch.jit.is_tracing() or mask.is_meta)
+    if checkable and not ((attends == real[:, None]) | ~attends.any(-1, keepdim=True)).all():
+        raise ValueError(f"{path}: attention_mask differs between queries (causal or banded); a sequence substitute honours padding only")
+    return real
 
 
 def _as_tokens(x: torch.Tensor, layout: str) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 from far_modules import SiteSpec, UnknownNameError, build_substitute
 from surgery.detect.sites import Site, find_sites
 from surgery.errors import SurgeryError
-from surgery.models import example_input, input_size
+from surgery.models import ModelFieldError, example_input, input_size
 from surgery.recipe.schema import Recipe, Selector
 from surgery.rewrite.select import EmptySelection, Sparsity, SparsityUnknown, select
 from surgery.rewrite.token_order import TokenOrder
@@ -47,7 +47,8 @@ class Plan:
     """The whole surgery as data: what the model is, what was found, what will change."""
 
     model: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
+    """One example's size: (C, H, W), or (N,) tokens for a text model."""
     seed: int
     sites: tuple[Site, ...]
     steps: tuple[Step, ...]
@@ -73,7 +74,10 @@ def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> 
         >>> len(plan(recipe, build_model(recipe.model.name, device="meta")).steps)
         12
     """
-    size = input_size(model, recipe.model.input_size)
+    try:
+        size = input_size(model, recipe.model.input_size)
+    except ModelFieldError as error:
+        raise _located(recipe, ("model", *error.field), str(error)) from error
     try:
         sites = find_sites(model, example_input(model, size))
     except SurgeryError as error:  # the model as the recipe builds it does not trace or run at this size
