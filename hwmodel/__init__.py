@@ -1,7 +1,8 @@
 """Analytical ReRAM crossbar cost model and GPU roofline baseline.
 
 Three phases: `extract_workload` turns a shape-propagated fx graph into a
-`Workload` (the only step that needs torch, imported on first use);
+`Workload` (`record_workload` runs a model fx cannot trace instead; the only
+step that needs torch, imported on first use);
 `get_device` builds a validated `Device` from a preset and overrides;
 `estimate` prices every op with one formula per op kind and schedules them.
 
@@ -53,6 +54,7 @@ __all__ = [
     "implied_efficiency",
     "peak_ops_per_s",
     "price",
+    "record_workload",
     "roofline",
     "roofline_total",
     "tile_budget",
@@ -60,9 +62,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """`extract_workload` imports torch, so it loads only when asked for."""
+    """`extract_workload` and `record_workload` import torch, so they load only when asked for."""
     if name == "extract_workload":
         from hwmodel.extract import extract_workload
 
         return extract_workload
+    if name == "record_workload":
+        from hwmodel.record import record_workload
+
+        return record_workload
     raise AttributeError(f"module 'hwmodel' has no attribute {name!r}")

@@ -41,12 +41,12 @@ _ELEMENTWISE = {
     **dict.fromkeys(["div", "truediv", "__truediv__", "__rtruediv__", "div_"], "div"),
     **dict.fromkeys(["mean", "sum", "amax", "max", "maximum", "minimum", "clamp", "neg", "abs", "where"], "max"),
 }
-# Moving, viewing or describing data costs no arithmetic; traffic is charged by the ops around it.
+# Moving, viewing or describing data (an embedding lookup too) costs no arithmetic; traffic is charged by the ops around it.
 FREE = frozenset(
     "reshape view permute transpose flatten unflatten contiguous split chunk unbind tensor_split getitem __getitem__ "
     "cat concat stack expand expand_as flip roll squeeze unsqueeze movedim narrow select index_select gather pad "
     "repeat to type_as float half bfloat16 clone detach dropout identity getattr size dim numel _assert "
-    "eq ne lt gt le ge zeros_like ones_like new_zeros new_ones masked_fill t".split()
+    "eq ne lt gt le ge zeros_like ones_like new_zeros new_ones masked_fill t embedding".split()
 )
 
 

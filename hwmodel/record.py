@@ -2,7 +2,8 @@
 
 An fx leaf that is not a primitive op (a substitute kept whole, as `surgery`
 keeps its sites, or code fx cannot trace, such as a Python loop over heads) is
-run on zero tensors of the traced shapes. Forward hooks catch its primitive
+run on zero tensors of the traced shapes; a whole model fx cannot trace is run
+on its example input (`record_workload`). Forward hooks catch its primitive
 submodules, a `TorchFunctionMode` the functional calls between them, and
 tensors are followed by identity to wire dependencies. Fused recurrent kernels
 are answered with empty tensors of the right shape: only shapes matter here.
@@ -23,6 +24,7 @@ from hwmodel.calls import Draft, Operand, classify_call
 from hwmodel.dataflow import RecurrentShapes
 from hwmodel.modules import classify_module, is_primitive
 from hwmodel.tracking import ModuleStack
+from hwmodel.workload import Workload
 
 
 def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: Builder, incoming: Frontier) -> Frontier:
@@ -34,14 +36,30 @@ def record_call(module: nn.Module, path: str, args: Any, kwargs: Any, builder: B
     return recorder.frontier_of(out) or incoming
 
 
+def record_workload(model: nn.Module, *inputs: torch.Tensor) -> Workload:
+    """The ops of one forward of `model` on `inputs` (token ids, say), found by running it: for models fx cannot trace.
+
+    Example:
+        >>> model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2))
+        >>> [type(op).__name__ for op in record_workload(model, torch.zeros(1, 3, dtype=torch.long)).ops]
+        ['Gemm']
+    """
+    builder = Builder()
+    recorder = _Recorder(model, "", builder)
+    recorder._tag(list(inputs), frozenset(), activation=True)
+    with torch.no_grad(), recorder.stack, recorder:
+        model(*inputs)
+    return builder.workload()
+
+
 class _Recorder(RecurrentShapes):
     """Watches one module call: ops go to the builder, tensors map to the ops that produced them."""
 
     def __init__(self, root: nn.Module, path: str, builder: Builder) -> None:
         super().__init__(meta_only=False)
         self.root, self.builder = root, builder
-        children = {f"{path}.{name}": m for name, m in root.named_modules() if m is not root}
-        self.stack = ModuleStack(children, on_enter=self._enter, on_leave=self._leave, outer=[path])
+        children = {f"{path}.{name}" if path else name: m for name, m in root.named_modules() if m is not root}
+        self.stack = ModuleStack(children, on_enter=self._enter, on_leave=self._leave, outer=[path] if path else [])
         self.depth, self.quiet = 0, False
         self.frontier: dict[int, Frontier] = {}
         self.activations: set[int] = set()
@@ -94,7 +112,7 @@ class _Recorder(RecurrentShapes):
                 if activation:
                     self.builder.skip(name)
                 drafts = []
-            self._tag(_tensors(out), self.builder.place(drafts, incoming, self.stack.current, name), activation)
+            self._tag(_tensors(out), self.builder.place(drafts, incoming, self.stack.current or "", name), activation)
         finally:
             self.quiet = False
 

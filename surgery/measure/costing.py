@@ -2,7 +2,9 @@
 
 Both models are traced with the site paths as leaves, so each site (the
 attention, or the `SiteAdapter` around its substitute) stays one call that
-hwmodel's recorder expands by running it on zeros of the traced shapes. Block
+hwmodel's recorder expands by running it on zeros of the traced shapes; a model
+torch.fx cannot trace (a Hugging Face text model) is recorded whole, by running
+it on its example input. Block
 rows are the parents of the sites (`blocks.3`); ops outside them are grouped by
 their top-level module (`patch_embed`, `head`).
 """
@@ -17,7 +19,8 @@ from typing import Any
 
 from torch import nn
 
-from hwmodel import Cost, Device, Estimate, Gpu, Policy, Workload, estimate, extract_workload, roofline_total
+from hwmodel import Cost, Device, Estimate, Gpu, Policy, Workload, estimate, extract_workload, record_workload, roofline_total
+from surgery.errors import SurgeryError
 from surgery.graph.tracing import trace
 from surgery.models import example_input
 from surgery.recipe import Recipe
@@ -40,7 +43,7 @@ class CostReport:
     device: str
     policy: Policy
     gpu: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     teacher: ModelCost
     student: ModelCost
 
@@ -68,7 +71,7 @@ def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Mod
 
 
 def price_model(
-    model: nn.Module, sites: Collection[str], input_size: tuple[int, int, int], device: Device, gpu: Gpu, policy: Policy
+    model: nn.Module, sites: Collection[str], input_size: tuple[int, ...], device: Device, gpu: Gpu, policy: Policy
 ) -> ModelCost:
     """One model's estimate with a row per block holding a site, and its GPU roofline."""
     work = workload_of(model, sites, input_size)
@@ -76,10 +79,16 @@ def price_model(
     return ModelCost(rows, roofline_total(work, gpu))
 
 
-def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int, int, int]) -> Workload:
-    """hwmodel's ops of one batch-1 forward, the sites kept whole as fx leaves; the model's mode is restored after."""
+def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int, ...]) -> Workload:
+    """hwmodel's ops of one batch-1 forward, the sites kept whole as fx leaves (or the model run whole where torch.fx
+    cannot trace it); the model's mode is restored after."""
     with _evaluating(model):
-        return extract_workload(trace(model, leaf_paths=sites), example_input(model, input_size))
+        example = example_input(model, input_size)
+        try:
+            graph = trace(model, leaf_paths=sites)
+        except SurgeryError:
+            return record_workload(model, example)
+        return extract_workload(graph, example)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hwmodel.dataflow import RecurrentShapes
 from hwmodel.tracking import ModuleStack
+from surgery.models import example_input
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Counts:
 
 
 def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Counts:
-    """Count parameters and MACs for a `batch` of inputs of `input_size` (C, H, W).
+    """Count parameters and MACs for a `batch` of inputs of `input_size`: (C, H, W), or (N,) token ids.
 
     Example:
         >>> import timm
@@ -44,7 +45,8 @@ def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Coun
         (1.25, 5.7)
     """
     reference = next(model.parameters())
-    example = torch.empty(batch, *input_size, device=reference.device, dtype=reference.dtype)
+    example = example_input(model, input_size, batch)
+    example = example.to(reference.dtype) if example.is_floating_point() else example  # token ids stay int64
     stack = ModuleStack(dict(model.named_modules()))
     recurrent = _RecurrentPricer(stack)
     # The math backend runs attention as matmuls, which the counter prices; fused CPU kernels it does not.

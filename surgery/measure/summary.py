@@ -43,7 +43,7 @@ class ModelTotals:
 class PlanSummary:
     """The table `surgery plan` prints; MACs are multiply-accumulates (FLOPs / 2) for one input."""
 
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     sites: list[SiteChange]
     unselected: list[str]
     skipped: list[Skip]

@@ -4,7 +4,9 @@ The student is a deep copy of the teacher with the site modules swapped for
 adapted substitutes, so it stays an instance of the timm class (its
 `forward_features`, `pretrained_cfg` and state-dict names survive) and the
 teacher is never mutated. torch.fx checks the result: both models are traced
-with the sites as leaves and every node's output shape must match.
+with the sites as leaves and every node's output shape must match. A model
+torch.fx cannot trace (a Hugging Face text model) is run instead, teacher and
+student on the same input, and every tensor of their outputs must match in shape.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import zlib
 
 import torch
 from torch import nn
+from torch.utils._pytree import keystr, tree_flatten_with_path
 
 from far_modules import build_substitute
+from hwmodel.dataflow import RecurrentShapes
 from surgery.errors import SurgeryError
 from surgery.graph.tracing import propagate_shapes, shape_of, trace
-from surgery.models import Device, example_input, recipe_model
+from surgery.models import Device, example_input, one_line, recipe_model
 from surgery.recipe import Recipe, check_recipe
 from surgery.rewrite.adapters import SiteAdapter
 from surgery.rewrite.plan import Plan, Step, plan, site_spec
@@ -55,9 +59,16 @@ def site_seed(seed: int, path: str) -> int:
 
 
 def check_shapes(teacher: nn.Module, student: nn.Module, plan: Plan) -> None:
-    """Trace both with the sites as leaves; every node must produce the teacher's shape."""
+    """Trace both with the sites as leaves; every node must produce the teacher's shape.
+
+    Where torch.fx cannot trace the model, both are run and their outputs compared instead (`check_output_shapes`).
+    """
     example = example_input(teacher, plan.input_size)
-    before, after = (trace(model, leaf_paths=plan.selected_paths) for model in (teacher, student))
+    try:
+        before, after = (trace(model, leaf_paths=plan.selected_paths) for model in (teacher, student))
+    except SurgeryError:
+        check_output_shapes(teacher, student, example)
+        return
     propagate_shapes(before, example)
     propagate_shapes(after, example)
     shapes = {node.name: shape_of(node) for node in after.graph.nodes}
@@ -65,6 +76,29 @@ def check_shapes(teacher: nn.Module, student: nn.Module, plan: Plan) -> None:
         if node.op != "get_attr" and shape_of(node) != shapes.get(node.name):  # constants are numbered by trace order
             where = node.target if node.op == "call_module" else node.name
             raise SurgeryError(f"{where}: output shape changed from {shape_of(node)} to {shapes.get(node.name)} by the rewrite")
+
+
+def check_output_shapes(teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> None:
+    """Run both on `example`: the student's outputs must be the teacher's, tensor by tensor, in shape.
+
+    Only the outputs are compared (a run has no graph of intermediate nodes); recurrent kernels on the
+    meta device are answered from their weights' shapes.
+    """
+    outputs = []
+    for name, model in (("teacher", teacher), ("student", student)):
+        try:
+            with RecurrentShapes(meta_only=True), torch.no_grad():
+                outputs.append(tree_flatten_with_path(model(example))[0])
+        except Exception as error:  # the model's own error, of any type
+            raise SurgeryError(f"the {name} does not run on its example input: {one_line(error)}") from error
+    before, after = ({keystr(key): _shape(value) for key, value in leaves} for leaves in outputs)
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) != after.get(key):
+            raise SurgeryError(f"output{key}: shape changed from {before.get(key)} to {after.get(key)} by the rewrite")
+
+
+def _shape(value: object) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
 def substitutes(student: nn.Module) -> dict[str, nn.Module]:

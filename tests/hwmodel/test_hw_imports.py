@@ -69,5 +69,6 @@ def test_hwmodel_prices_without_torch_and_loads_extraction_lazily():
 
 def test_extraction_is_reachable_from_the_package():
     from hwmodel.extract import extract_workload
+    from hwmodel.record import record_workload
 
-    assert hwmodel.extract_workload is extract_workload
+    assert hwmodel.extract_workload is extract_workload and hwmodel.record_workload is record_workload
