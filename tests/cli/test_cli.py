@@ -131,6 +131,8 @@ def test_schema_matches_the_committed_file():
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_recipe_validates_and_plans(recipe):
+    if "source: transformers" in recipe.read_text():
+        pytest.importorskip("transformers")  # the text extra
     assert invoke("validate", str(recipe)).exit_code == 0
     result = invoke("plan", str(recipe), "--device", "meta", "--json")
     assert result.exit_code == 0, result.output
