@@ -63,8 +63,16 @@ class Models:
 
 
 def load_models(target: Target) -> Models:
-    """A run's trained models, or a recipe's (or timm name's) planned ones with random weights."""
-    return models_from_run(target.run) if target.run is not None else models_from_recipe(target.recipe)
+    """A run's trained models, or a recipe's (or timm name's) planned ones with random weights.
+
+    Raises:
+        SurgeryError: a text encoder, whose export (token ids and a mask as inputs) is not built yet.
+    """
+    recipe = target.recipe
+    if recipe.model.source != "timm":
+        where = recipe.location_of(("model", "source")) or "model.source"
+        raise SurgeryError(f"{where}: ONNX export and latency of {recipe.model.source} text encoders are not supported yet; plan, cost and apply are")
+    return models_from_run(target.run) if target.run is not None else models_from_recipe(recipe)
 
 
 def models_from_run(run: RunDir) -> Models:
