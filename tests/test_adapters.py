@@ -137,3 +137,9 @@ def test_a_feature_map_pooled_by_attention_is_read_channels_first():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert student(x).shape == model(x).shape == (2, 8)
+
+
+def test_gemma_vits_split_rotary_embeddings_are_position_arguments():
+    recipe = recipe_from_data({"name": "gemma", "model": {"name": "gemma4_vit_167m_enc"}, "rewrites": [{"substitute": "bilstm"}]})
+    planned, _, _ = plan_and_build(recipe, "meta")
+    assert {(step.site.contract.roles.get("rope_cos"), step.site.contract.roles.get("rope_sin")) for step in planned.steps} == {("position", "position")}

@@ -52,7 +52,7 @@ Output = Literal["same", "class_token", "pooled"]
 Role = Literal["grid", "position", "window_mask", "query", "padding"]
 
 GRID_ARGUMENTS = frozenset({"feat_size", "size", "hw_shape", "hw_size", "shape"})
-POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "shared_rel_pos", "rope_freqs"})
+POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "shared_rel_pos", "rope_freqs", "rope_cos", "rope_sin"})
 QUERY_ARGUMENTS = frozenset({"q_global"})
 WINDOW_MASK_ARGUMENTS = frozenset({"mask", "attn_mask"})
 PADDING_ARGUMENTS = frozenset({"attention_mask"})
