@@ -71,7 +71,9 @@ def build_model(
             model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
     except Exception as error:  # a constructor fed the user's keywords fails in any way (OverflowError, IndexError, ...)
         given = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
-        raise SurgeryError(f"model {name!r} with {given}: {one_line(error)}") from error
+        named = [key for key in kwargs or {} if key in str(error)]  # the keyword timm's message names, if any
+        field = ("checkpoint",) if checkpoint else ("kwargs", *named[:1]) if kwargs else ("name",)
+        raise ModelFieldError(field, f"model {name!r} with {given}: {one_line(error)}") from error
     return model.eval()
 
 
@@ -133,18 +135,15 @@ def _refuse_meta_weights(device: Device, weights: bool) -> None:
 def recipe_model(recipe: Recipe, device: Device = "cpu", *, weights: bool = False) -> nn.Module:
     """The recipe's model, with its hub weights or checkpoint when `weights`; a refusal names the recipe line behind it.
 
-    A keyword timm rejects is located at that keyword when the message names it, else at `model.kwargs`;
-    a transformers model's refusal names its own field (`ModelFieldError`).
+    The builders say which `model` field is at fault (`ModelFieldError`): a keyword timm rejects when its
+    message names it, else `model.kwargs`; a transformers config field; the name; the checkpoint.
     """
     spec = recipe.model
     checkpoint = str(spec.checkpoint) if weights and spec.checkpoint else None
     try:
         return build_model(spec.name, spec.kwargs, pretrained=weights and spec.pretrained, checkpoint=checkpoint, device=device, source=spec.source)
-    except SurgeryError as error:
-        named = [key for key in spec.kwargs if key in str(error.__cause__ or "")]
-        key = ("model", "checkpoint") if checkpoint else ("model", "kwargs", *named[:1]) if spec.kwargs else ("model", "name")
-        key = ("model", *error.field) if isinstance(error, ModelFieldError) else key
-        where = recipe.location_of(key)
+    except ModelFieldError as error:
+        where = recipe.location_of(("model", *error.field))
         if where is None:
             raise
         raise SurgeryError(f"{where}: {error}") from error

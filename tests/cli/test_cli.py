@@ -72,6 +72,7 @@ def test_plan_set_override_changes_the_model():
         ("rewrites.0.select.path=block.*.attn", "matches no attention site; sites are 0:blocks.0.attn"),
         ("rewrites.0.substitute=lstm", "unknown substitute 'lstm'"),
         ("rewrites.0.params.hidden=64", "hidden"),
+        ("model.kwargs.bogus=1", "unexpected keyword argument 'bogus'"),
     ],
 )
 def test_plan_refuses_bad_input_in_one_located_line(override, expected):
@@ -137,3 +138,13 @@ def test_every_shipped_recipe_validates_and_plans(recipe):
     result = invoke("plan", str(recipe), "--device", "meta", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sites"]
+
+
+def test_a_keyword_timm_names_in_its_refusal_is_located_at_that_keyword(tmp_path):
+    recipe = write_recipe(
+        tmp_path,
+        "name: tiny\nmodel:\n  name: vit_tiny_patch16_224\n  kwargs:\n    img_size: 32\n    bogus: 1\nrewrites:\n  - substitute: bilstm\n",
+    )
+    result = invoke("plan", str(recipe), "--device", "meta")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"{recipe}:6:5: ") and "unexpected keyword argument 'bogus'" in result.stderr, result.stderr
