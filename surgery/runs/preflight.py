@@ -42,7 +42,11 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
     check_stage_order(recipe)
     checked.append(f"recipe {recipe.name!r}: schema, registries, substitute options, {len(recipe.stages)} stages in a valid order")
     if isinstance(recipe.data, FolderData):
-        check_folders(recipe.data)
+        try:
+            check_folders(recipe.data)
+        except SurgeryError as error:
+            where = recipe.location_of(("data", "root"))
+            raise SurgeryError(f"{where}: {error}" if where else str(error)) from error
         checked.append(f"data folders: {recipe.data.root / recipe.data.train_split}, {recipe.data.root / recipe.data.val_split}")
     recipe, head = fit_head(recipe)
     checked.append(f"classifier: {head or ('matches the data' if recipe.data else 'no data section')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_missing_dataset_folder_is_refused_before_the_run_directory_exists(tmp_p
     recipe = write_recipe(tmp_path, data)
     result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert f"{tmp_path / 'nowhere'} does not exist" in result.stderr
+    assert re.match(rf"{recipe}:\d+:\d+: data\.root: {tmp_path / 'nowhere'} does not exist", result.stderr), result.stderr
     assert not (tmp_path / "out").exists()
 
 
