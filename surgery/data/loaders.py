@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from timm.data import resolve_model_data_config
@@ -22,8 +23,9 @@ from surgery.data.digits import digits_splits, digits_train_size
 from surgery.data.folder import build_mixup, folder_class_count, folder_splits, folder_train_size
 from surgery.data.splits import Splits
 from surgery.data.synthetic import synthetic_splits
+from surgery.data.wiki import wiki_class_count, wiki_splits, wiki_train_size
 from surgery.errors import SurgeryError
-from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData
+from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData, WikiData
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,8 @@ class Loaders:
     """What a stage trains and evaluates on."""
 
     train: DataLoader
-    """Yields (images float32 (B, C, H, W), labels int64 (B,)); shuffled, full batches only."""
+    """Yields (inputs, labels int64 (B,)); shuffled, full batches only. Inputs are images float32 (B, C, H, W), or
+    for text {"input_ids", "attention_mask"} int64 (B, N), the keyword inputs of a Hugging Face encoder."""
     val: DataLoader
     """Same types; fixed order, no augmentation, a short last batch kept."""
     num_classes: int
@@ -41,7 +44,7 @@ class Loaders:
 
 def build_loaders(
     data: Data,
-    input_size: tuple[int, int, int],
+    input_size: tuple[int, ...],
     batch_size: int,
     *,
     seed: int = 0,
@@ -54,7 +57,8 @@ def build_loaders(
 
     `batch_size` is the global batch, split evenly over `world_size` processes;
     Folder data takes its mean, std and crop from `model`'s timm data config (ImageNet's
-    without a model); `label_smoothing` goes into folder data's Mixup.
+    without a model); `label_smoothing` goes into folder data's Mixup. Text data is tokenized
+    by `model`'s own tokenizer, to the data's `max_tokens` or else `input_size` (N,).
 
     Raises:
         SurgeryError: a batch that does not split over the processes, a missing folder,
@@ -81,20 +85,24 @@ def build_loaders(
 
 def build_val_loader(
     data: Data,
-    input_size: tuple[int, int, int],
+    input_size: tuple[int, ...],
     batch_size: int,
     *,
     seed: int = 0,
     world_size: int = 1,
     rank: int = 0,
     model: nn.Module | None,
+    split: Literal["train", "val"] = "val",
 ) -> DataLoader:
     """The validation loader alone, for evaluation: it works on a split of any size, so no training batch is checked.
 
     `model` is the model evaluated (required, so folder data is preprocessed as in training; None for ImageNet's defaults).
+    `split="train"` reads the training split the same way, in a fixed order (with its training transforms, so it is
+    meant for data without augmentation: a linear probe on text embeddings).
     """
     splits = _splits(data, input_size, seed, model)
-    return _Shard(world_size, rank, seed, data.workers).loader(splits.val, per_rank_batch(batch_size, world_size), train=False)
+    dataset = splits.val if split == "val" else splits.train
+    return _Shard(world_size, rank, seed, data.workers).loader(dataset, per_rank_batch(batch_size, world_size), train=False)
 
 
 def class_count(data: Data) -> int:
@@ -106,11 +114,13 @@ def class_count(data: Data) -> int:
             return DIGITS_CLASSES
         case SyntheticData():
             return data.num_classes
+        case WikiData():
+            return wiki_class_count(data)
     raise TypeError(f"unknown data source {type(data).__name__}")
 
 
 def train_size(data: Data) -> int:
-    """How many images the training split holds, counted without transforming any."""
+    """How many examples the training split holds, counted without transforming any."""
     match data:
         case FolderData():
             return folder_train_size(data)
@@ -118,6 +128,8 @@ def train_size(data: Data) -> int:
             return digits_train_size(data)
         case SyntheticData():
             return data.num_samples
+        case WikiData():
+            return wiki_train_size(data)
     raise TypeError(f"unknown data source {type(data).__name__}")
 
 
@@ -134,8 +146,12 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def _splits(data: Data, input_size: tuple[int, int, int], seed: int, model: nn.Module | None) -> Splits:
+def _splits(data: Data, input_size: tuple[int, ...], seed: int, model: nn.Module | None) -> Splits:
     match data:
+        case WikiData():
+            if model is None or not isinstance(getattr(model, "name_or_path", None), str):
+                raise SurgeryError("data: text data is tokenized by the model's own tokenizer; build it from a transformers model")
+            return wiki_splits(data, model.name_or_path, data.max_tokens or input_size[0])
         case FolderData():
             return folder_splits(data, input_size, resolve_model_data_config(model) if model is not None else None)
         case DigitsData():

@@ -8,7 +8,8 @@ from torch.utils.data import Dataset
 
 
 class Splits(NamedTuple):
-    """Both datasets yield (image float32 (C, H, W), label int); batching and sharding come later."""
+    """Both datasets yield (image float32 (C, H, W), label int), or ({"input_ids", "attention_mask"}, label) for text;
+    batching and sharding come later."""
 
     train: Dataset
     val: Dataset

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from surgery.recipe.check import check_recipe
-from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData
+from surgery.recipe.data import Data, DigitsData, FolderData, SyntheticData, WikiData
 from surgery.recipe.loader import apply_overrides, dump_recipe, load_recipe, recipe_from_data
 from surgery.recipe.ranges import parse_layers
 from surgery.recipe.schema import (
@@ -50,6 +50,7 @@ __all__ = [
     "Stage",
     "SyntheticData",
     "TrainingStage",
+    "WikiData",
     "apply_overrides",
     "check_recipe",
     "dump_recipe",

@@ -12,9 +12,11 @@ import timm
 import far_modules
 from far_modules.registry import UnknownNameError
 from surgery.errors import Problem, RecipeError
+from surgery.recipe.data import WikiData
 from surgery.recipe.hardware import hardware_problems
 from surgery.recipe.problems import did_you_mean
 from surgery.recipe.schema import Recipe, Rewrite
+from surgery.recipe.stages import EvaluateStage, FinetuneStage, FitStage, Stage
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -40,11 +42,32 @@ def _model_problems(recipe: Recipe) -> Iterator[Problem]:
         architecture = spec.name.split(".", 1)[0]
         hint = did_you_mean(architecture, timm.list_models()) or "; see timm.list_models()"
         yield Problem(recipe.location_of(("model", "name")), f"model.name: unknown timm model {spec.name!r}{hint}")
-    if spec.source == "transformers" and recipe.data is not None:
-        message = f"data: {recipe.data.kind} data are images; a transformers model reads token ids, and no text data kind exists yet"
-        yield Problem(recipe.location_of(("data", "kind")), message)
+    yield from _kind_problems(recipe)
     if spec.checkpoint is not None and not spec.checkpoint.is_file():
         yield Problem(recipe.location_of(("model", "checkpoint")), f"model.checkpoint: no file at {spec.checkpoint}")
+
+
+def _kind_problems(recipe: Recipe) -> Iterator[Problem]:
+    """Images for a timm model, text for a transformers encoder; and only the stages and metrics that make sense for it."""
+    text = recipe.model.source == "transformers"
+    if recipe.data is not None and isinstance(recipe.data, WikiData) != text:
+        reads = "token ids (data kind wiki)" if text else "images (data kinds folder, digits, synthetic)"
+        yield Problem(recipe.location_of(("data", "kind")), f"data.kind: {recipe.data.kind} does not fit a {recipe.model.source} model, which reads {reads}")
+    for index, stage in enumerate(recipe.stages):
+        for key, message in _stage_misfits(stage, text):
+            yield Problem(recipe.location_of(("stages", index, key)), f"stages.{index}.{key}: {message}")
+
+
+def _stage_misfits(stage: Stage, text: bool) -> Iterator[tuple[str, str]]:
+    if text and isinstance(stage, FitStage):
+        yield "kind", "fit trains a classifier from scratch; a text encoder comes pretrained (model.pretrained: true)"
+    if text and isinstance(stage, FinetuneStage) and stage.kd is not None:
+        yield "kd", "KD reads logits; a text encoder's finetune already pulls its sentence embedding to the teacher's"
+    if isinstance(stage, EvaluateStage) and stage.metrics is not None:
+        misfits = set(stage.metrics) & ({"top1"} if text else {"embedding", "latency"})
+        if misfits:
+            kind = "a text encoder has no classifier (embedding measures it)" if text else "embedding and latency measure text encoders (images: surgery bench)"
+            yield "metrics", f"{', '.join(sorted(misfits))}: {kind}"
 
 
 def _is_timm_model(name: str) -> bool:

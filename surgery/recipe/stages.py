@@ -67,7 +67,7 @@ class DistillStage(TrainingStage):
     weight: float = Field(1.0, ge=0)
     """λ, the weight of the block loss."""
     ce_weight: float = Field(1.0, ge=0)
-    """Weight of the cross-entropy term on the labels."""
+    """Weight of the task loss: cross-entropy on the labels; for a text encoder, 1 - cosine of its sentence embedding to the teacher's."""
     mode: Literal["free_running", "teacher_forced"] = "free_running"
     """Feed each student block its own previous output, or the teacher's."""
 
@@ -82,7 +82,8 @@ class KDSpec(StrictModel):
 
 
 class FinetuneStage(TrainingStage):
-    """Train the student on the task loss, optionally with soft-label KD."""
+    """Train the student on the task loss, optionally with soft-label KD; a text encoder's task loss is the
+    cosine of its sentence embedding to the teacher's."""
 
     kind: Literal["finetune"] = "finetune"
     """Stage type."""
@@ -98,7 +99,7 @@ class PruneStage(TrainingStage):
     kind: Literal["prune"] = "prune"
     """Stage type."""
     hoyer_weight: float = Field(gt=0)
-    """Coefficient of the Group-HS regulariser added to the task loss."""
+    """Coefficient of the Group-HS regulariser added to the task loss (CE; a text encoder's embedding cosine)."""
     threshold: float = Field(ge=0)
     """Group norm under which a hidden unit is removed."""
     regularizer: Literal["group_hs"] = "group_hs"
@@ -112,8 +113,12 @@ class EvaluateStage(StrictModel):
     """Stage type."""
     name: str | None = None
     """Label of the stage in logs and reports."""
-    metrics: list[Literal["top1", "fidelity", "params", "macs"]] = ["top1", "fidelity", "params", "macs"]
-    """What to measure."""
+    metrics: list[Literal["top1", "embedding", "fidelity", "params", "macs", "latency"]] | None = None
+    """What to measure; none measures everything the model's kind has (images: top1, fidelity, params, macs; a text
+    encoder: embedding, fidelity, params, macs, latency). embedding: cosine of the sentence embedding to the teacher's,
+    linear-probe top-1 on the labels, top-10 neighbour overlap; latency: ONNX Runtime, batch 1, one thread."""
+    latency_lengths: list[Annotated[int, Field(ge=2)]] = Field([128, 256, 512], min_length=1)
+    """Sequence lengths a text encoder's latency is measured at."""
 
 
 Stage = Annotated[

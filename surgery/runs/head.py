@@ -24,7 +24,7 @@ def fit_head(recipe: Recipe) -> tuple[Recipe, str | None]:
     Raises:
         SurgeryError: `model.kwargs.num_classes` disagrees with the data, or the model has no classifier to resize.
     """
-    if recipe.data is None:
+    if recipe.data is None or recipe.model.source == "transformers":  # an encoder's labels feed a probe, not a head
         return recipe, None
     return _fit(recipe, class_count(recipe.data))
 
@@ -36,6 +36,8 @@ def check_head(recipe: Recipe) -> str | None:
         SurgeryError: as `fit_head`.
     """
     data = recipe.data
+    if recipe.model.source == "transformers":
+        return None
     if isinstance(data, FolderData) and data.num_classes is not None:
         return _fit(recipe, data.num_classes)[1]
     if data is None or (isinstance(data, FolderData) and not (data.root / data.train_split).is_dir()):

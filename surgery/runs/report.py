@@ -28,7 +28,7 @@ def write_report(run: RunDir, results: dict[str, Any], recipe: Recipe) -> None:
 
 
 def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
-    """teacher / student / pruned rows (top1 in percent, params, macs), the stages, their wall times, the hardware cost."""
+    """teacher / student / pruned rows (what each evaluate measured), the stages, their wall times, the hardware cost."""
     report: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model.name}
     for name in MODELS:
         if name in results:
@@ -44,15 +44,23 @@ def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
     return report
 
 
+COLUMNS = (
+    ("top1", "top-1 (%)", "{:.2f}"),
+    ("embedding_cosine", "cosine to teacher", "{:.4f}"),
+    ("probe_top1", "probe top-1 (%)", "{:.2f}"),
+    ("neighbour_overlap@10", "top-10 overlap", "{:.3f}"),
+    ("fidelity", "fidelity", "{:.4f}"),
+    ("params", "params (M)", "{:.4f}", 1e-6),
+    ("macs", "MACs (M)", "{:.2f}", 1e-6),
+)
+"""Key in a model's row, heading, format (and scale): the metrics table shows those some model has."""
+DELTAS = ("top1", "probe_top1")
+"""Accuracies shown with their difference to the teacher's."""
+
+
 def render_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# {report['recipe']}: {report['model']}", "", "| model | top-1 (%) | Δ vs teacher | fidelity | params (M) | MACs (M) |", "|---|---|---|---|---|---|"]
-    teacher_top1 = report.get("teacher", {}).get("top1")
-    for name in MODELS:
-        if name in report:
-            row = report[name]
-            delta = f"{row['top1'] - teacher_top1:+.2f}" if teacher_top1 is not None and name != "teacher" else ""
-            fidelity = f"{row['fidelity']:.4f}" if "fidelity" in row else ""
-            lines.append(f"| {name} | {row['top1']:.2f} | {delta} | {fidelity} | {row['params'] / 1e6:.4f} | {row['macs'] / 1e6:.2f} |")
+    rows = {name: report[name] for name in MODELS if name in report}
+    lines = [f"# {report['recipe']}: {report['model']}", "", *_metrics_table(rows)]
     if "head" in report:
         lines += ["", f"Classifier: {report['head']}."]
     if "pruned" in report:
@@ -62,6 +70,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     if "cost" in report:
         lines += ["", *cost_markdown(report["cost"]), "", "Energy by component: plots/energy.png."]
     return "\n".join(lines) + "\n"
+
+
+def _metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    columns = [column for column in COLUMNS if any(column[0] in row for row in rows.values())]
+    lengths = sorted({int(length) for row in rows.values() for length in row.get("latency_ms", {})})
+    headings = [heading for key, heading, *_ in columns for heading in ([heading, "Δ vs teacher"] if key in DELTAS else [heading])]
+    headings += [f"ORT ms @ {length} tokens" for length in lengths]
+    lines = ["| model | " + " | ".join(headings) + " |", "|---" * (len(headings) + 1) + "|"]
+    teacher = rows.get("teacher", {})
+    for name, row in rows.items():
+        cells = []
+        for key, _, form, *scale in columns:
+            cells.append(form.format(row[key] * (scale[0] if scale else 1)) if key in row else "")
+            if key in DELTAS:
+                cells.append(f"{row[key] - teacher[key]:+.2f}" if name != "teacher" and key in row and key in teacher else "")
+        cells += [f"{row['latency_ms'][str(length)]:.2f}" if str(length) in row.get("latency_ms", {}) else "" for length in lengths]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot_kept_units(by_site: dict[str, Any], path: Path) -> None:

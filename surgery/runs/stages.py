@@ -7,11 +7,14 @@ records its results in the state.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -24,14 +27,16 @@ from surgery.rewrite.student import substitute_paths
 from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object
-from surgery.train.engine import Engine, Objective
-from surgery.train.evaluation import block_fidelity, top1
-from surgery.train.objectives import ce_objective, distill_objective, finetune_objective, prune_objective
+from surgery.train.engine import Engine, Evaluator, Objective
+from surgery.train.evaluation import NEIGHBOURS, block_fidelity, embedding_cosine, embeddings, neighbour_overlap, probe_accuracy, top1
+from surgery.train.objectives import ce_objective, distill_objective, embedding_objective, finetune_objective, prune_objective
 
 StageRunner = Callable[[RunState, Any, int, dict | None], None]
 """Runs one stage: (state, its spec from the recipe, its index, training state to resume from or None)."""
 STAGES: Registry[StageRunner] = Registry("stage")
 EVAL_BATCH = 256
+IMAGE_METRICS = frozenset({"top1", "fidelity", "params", "macs"})
+TEXT_METRICS = frozenset({"embedding", "fidelity", "params", "macs", "latency"})
 
 
 def run_stage(state: RunState, stage: Stage, index: int, resume: dict | None) -> None:
@@ -52,7 +57,7 @@ def fit(state: RunState, stage: FitStage, index: int, resume: dict | None) -> No
     """Train the teacher from scratch (when no pretrained weights exist)."""
     _train(state, state.teacher, state.teacher.named_parameters(), stage, index, resume, ce_objective(stage), "teacher")
     state.teacher.requires_grad_(False)
-    state.results["teacher"] = _measure(state, state.teacher, _val_loader(state))
+    state.results["teacher"] = _measure(state, state.teacher, IMAGE_METRICS - {"fidelity"}, EvaluateStage())
 
 
 @STAGES.register("distill")
@@ -61,7 +66,7 @@ def distill(state: RunState, stage: DistillStage, index: int, resume: dict | Non
     trainable = _select(state.student, lambda name: _under(name, substitute_paths(state.student)))
     if not trainable:
         raise SurgeryError(f"stage {stage_label(stage, index)}: the substitutes have no parameters to distill (identity?); drop the stage")
-    objective = distill_objective(state.teacher, stage, state.block_paths, state.plan.selected_paths)
+    objective = distill_objective(state.teacher, stage, state.block_paths, state.plan.selected_paths, text=state.text)
     _train(state, state.student, trainable, stage, index, resume, objective, "student")
 
 
@@ -69,7 +74,8 @@ def distill(state: RunState, stage: DistillStage, index: int, resume: dict | Non
 def finetune(state: RunState, stage: FinetuneStage, index: int, resume: dict | None) -> None:
     """Task-loss training of all (or the selected) student parameters, optionally with KD."""
     trainable = _select(state.student, _trainable_rule(stage, substitute_paths(state.student)))
-    _train(state, state.student, trainable, stage, index, resume, finetune_objective(state.teacher, stage), "student")
+    objective = embedding_objective(state.teacher) if state.text else finetune_objective(state.teacher, stage)
+    _train(state, state.student, trainable, stage, index, resume, objective, "student")
 
 
 @STAGES.register("prune")
@@ -79,20 +85,18 @@ def prune(state: RunState, stage: PruneStage, index: int, resume: dict | None) -
     if not modules:
         raise SurgeryError(f"stage {stage_label(stage, index)}: no substitute of this run is prunable")
     trainable = _select(state.student, lambda name: True)
-    _train(state, state.student, trainable, stage, index, resume, prune_objective(stage, list(modules.values())), "student")
+    objective = prune_objective(stage, list(modules.values()), state.teacher if state.text else None)
+    _train(state, state.student, trainable, stage, index, resume, objective, "student")
     _shrink(state, stage.threshold)
 
 
 @STAGES.register("evaluate")
 def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | None) -> None:
-    """Top-1, fidelity, params and MACs of the teacher and of the current student."""
-    val = _val_loader(state)
-    state.results.setdefault("teacher", _measure(state, state.teacher, val))
+    """The stage's metrics (`EvaluateStage.metrics`) of the teacher, once, and of the current student."""
+    metrics = set(stage.metrics or (TEXT_METRICS if state.text else IMAGE_METRICS))
+    state.results.setdefault("teacher", _measure(state, state.teacher, metrics - {"fidelity"}, stage))
     label = "pruned" if state.pruned else "student"
-    measured = _measure(state, state.student, val)
-    fidelity = block_fidelity(state.teacher, state.student, state.block_paths, val, state.ctx)
-    measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
-    measured["fidelity_by_block"] = fidelity
+    measured = _measure(state, state.student, metrics, stage)
     state.results[label] = {**state.results.get(label, {}), **measured}
 
 
@@ -113,7 +117,7 @@ def _train(
     loaders = _loaders(state, stage.batch_size // stage.grad_accum_steps, stage.label_smoothing)
     engine = Engine(
         model, trainable, stage, loaders, state.ctx, label=stage_label(stage, index), stage_index=index,
-        objective=objective, evaluate=lambda m: {"top1": top1(m, loaders.val, state.ctx)},
+        objective=objective, evaluate=_epoch_metric(state, loaders),
         save=lambda epoch, step, training: _save(state, index, label, epoch, step, training),
         log=state.log, last_checkpoint=state.last_checkpoint,
     )
@@ -149,9 +153,58 @@ def _shrink(state: RunState, threshold: float) -> None:
     state.results["pruning"] = {"kept_fraction": total_after / total_before, "by_site": report}
 
 
-def _measure(state: RunState, model: nn.Module, val: DataLoader) -> dict:
-    counts = count(model, state.input_size)
-    return {"top1": top1(model, val, state.ctx), "params": counts.params, "macs": counts.macs}
+def _epoch_metric(state: RunState, loaders: Loaders) -> Evaluator:
+    """What each epoch logs: top-1 of a classifier, or the sentence embedding's cosine to the teacher's."""
+    if not state.text:
+        return lambda model: {"top1": top1(model, loaders.val, state.ctx)}
+    reference: list[torch.Tensor] = []  # the teacher's embeddings, computed at the first epoch's end
+
+    def metric(model: nn.Module) -> dict[str, float]:
+        if not reference:
+            reference.append(embeddings(state.teacher, loaders.val, state.ctx)[0])
+        return {"embedding_cosine": embedding_cosine(embeddings(model, loaders.val, state.ctx)[0], reference[0])}
+
+    return metric
+
+
+def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: EvaluateStage) -> dict[str, Any]:
+    val = _val_loader(state)
+    measured: dict[str, Any] = {}
+    if "top1" in metrics:
+        measured["top1"] = top1(model, val, state.ctx)
+    if "embedding" in metrics:
+        measured.update(_embedding_metrics(state, model, val))
+    if "fidelity" in metrics:
+        fidelity = block_fidelity(state.teacher, model, state.block_paths, val, state.ctx)
+        measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
+        measured["fidelity_by_block"] = fidelity
+    if metrics & {"params", "macs"}:
+        counts = count(model, state.input_size)
+        measured.update({key: value for key, value in (("params", counts.params), ("macs", counts.macs)) if key in metrics})
+    if "latency" in metrics:
+        measured["latency_ms"] = _latency(model, stage)
+    return measured
+
+
+def _latency(model: nn.Module, stage: EvaluateStage) -> dict[str, float]:
+    """ONNX Runtime median milliseconds per sequence length: batch 1, one thread, appendix A.4's runs."""
+    from surgery.deploy.bench import BenchSettings, sequence_latency  # onnxruntime loads only for a stage that times
+
+    with tempfile.TemporaryDirectory(prefix="surgery-latency-") as workdir:
+        timings = sequence_latency(model, stage.latency_lengths, BenchSettings(eager=False), Path(workdir))
+    return {str(length): timing.median for length, timing in timings.items()}
+
+
+def _embedding_metrics(state: RunState, model: nn.Module, val: DataLoader) -> dict[str, float]:
+    """Held-out cosine to the teacher's embeddings, linear-probe top-1 (fit on the training split), neighbour overlap."""
+    reference, _ = embeddings(state.teacher, val, state.ctx)
+    held_out = embeddings(model, val, state.ctx)
+    fitted_on = embeddings(model, _val_loader(state, split="train"), state.ctx)
+    return {
+        "embedding_cosine": embedding_cosine(held_out[0], reference),
+        "probe_top1": probe_accuracy(fitted_on, held_out),
+        f"neighbour_overlap@{NEIGHBOURS}": neighbour_overlap(held_out[0], reference),
+    }
 
 
 def _loaders(state: RunState, batch_size: int, label_smoothing: float = 0.0) -> Loaders:
@@ -161,10 +214,10 @@ def _loaders(state: RunState, batch_size: int, label_smoothing: float = 0.0) -> 
     )
 
 
-def _val_loader(state: RunState) -> DataLoader:
+def _val_loader(state: RunState, split: Literal["train", "val"] = "val") -> DataLoader:
     return build_val_loader(
         _data(state), state.input_size, EVAL_BATCH, seed=state.recipe.seed, world_size=state.ctx.world_size,
-        rank=state.ctx.rank, model=state.teacher,
+        rank=state.ctx.rank, model=state.teacher, split=split,
     )
 
 

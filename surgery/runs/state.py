@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from surgery.errors import SurgeryError
+from surgery.models import takes_tokens
 from surgery.recipe import Recipe
 from surgery.rewrite.plan import Plan
 from surgery.runs.record import SurgeryRecord
@@ -65,13 +66,18 @@ class RunState:
     run: RunDir
     log: MetricsLog
     teacher: nn.Module
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     student: nn.Module | None = None
     plan: Plan | None = None
     record: SurgeryRecord | None = None
     pruned: bool = False
     results: dict[str, Any] = field(default_factory=dict)
     last_checkpoint: Path | None = None
+
+    @property
+    def text(self) -> bool:
+        """The model is a text encoder: its function is a sentence embedding, not logits."""
+        return takes_tokens(self.teacher)
 
     @property
     def block_paths(self) -> list[str]:

@@ -58,3 +58,12 @@ def broadcast_object(value: object, ctx: DistContext) -> object:
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def gather_rows(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Every process's rows (a CPU tensor) concatenated in rank order, on every rank (embeddings of a sharded split)."""
+    if not ctx.distributed:
+        return value
+    parts: list[torch.Tensor | None] = [None] * ctx.world_size
+    dist.all_gather_object(parts, value)
+    return torch.cat([part for part in parts if part is not None])

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from surgery.data import Loaders, set_epoch
 from surgery.errors import SurgeryError
 from surgery.recipe import TrainingStage
+from surgery.train.batches import Inputs, to_device
 from surgery.train.checkpoint import restore_rng, rng_state
 from surgery.train.distributed import DistContext
 from surgery.train.metrics import MetricsLog
@@ -40,7 +41,8 @@ class StepResult:
     logs: dict[str, float]
 
 
-Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], StepResult]
+Objective = Callable[[nn.Module, Inputs, torch.Tensor], StepResult]
+"""(model, inputs (images, or a text encoder's keyword inputs), labels) -> the micro-batch's loss and logs."""
 Saver = Callable[[int, int, dict], Path]
 Evaluator = Callable[[nn.Module], dict[str, float]]
 
@@ -99,24 +101,24 @@ class Engine:
         self.model.train()
         set_epoch(self.loaders.train, epoch)
         accum = self.stage.grad_accum_steps
-        for index, (images, labels) in enumerate(self.loaders.train):
+        for index, (inputs, labels) in enumerate(self.loaders.train):
             if step >= self.total_steps or index >= self.steps_per_epoch * accum:
                 break
             boundary = (index + 1) % accum == 0
             self.position = f"epoch {epoch + 1}, step {step + 1}"
-            logs = self._micro_step(images, labels, sync=boundary)
+            logs = self._micro_step(inputs, labels, sync=boundary)
             if boundary:
                 step = self._update(step, epoch, logs)
                 progress.update(task, completed=step, status=_status(logs))
         return step
 
-    def _micro_step(self, images: torch.Tensor, labels: torch.Tensor, sync: bool) -> dict[str, float]:
-        images, labels = images.to(self.ctx.device, non_blocking=True), labels.to(self.ctx.device, non_blocking=True)
+    def _micro_step(self, inputs: Inputs, labels: torch.Tensor, sync: bool) -> dict[str, float]:
+        inputs, labels = to_device(inputs, self.ctx.device), labels.to(self.ctx.device, non_blocking=True)
         if self.loaders.mixup is not None:
-            images, labels = self.loaders.mixup(images, labels)
+            inputs, labels = self.loaders.mixup(inputs, labels)
         no_sync = self.wrapped.no_sync if self.ctx.distributed and not sync else nullcontext
         with no_sync(), self._autocast():
-            result = self.objective(self.wrapped, images, labels)
+            result = self.objective(self.wrapped, inputs, labels)
         if not torch.isfinite(result.loss):
             raise NonFiniteLoss(
                 f"{self.label}: loss became {result.loss.item()} at {self.position}; "

@@ -1,4 +1,10 @@
-"""Evaluation: top-1 accuracy and per-block cosine fidelity of student to teacher, summed over ranks."""
+"""Evaluation: top-1 accuracy, per-block cosine fidelity of student to teacher, and a text encoder's sentence embeddings.
+
+A sentence embedding is judged against the teacher's three ways: its cosine to the
+teacher's embedding of the same article, how well a linear probe (one fixed recipe
+for every model) reads the topic from it, and how many of each article's 10 nearest
+neighbours it shares with the teacher's retrieval.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,18 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
+from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader
 
+from surgery.train.batches import predict, to_device, token_mask
 from surgery.train.capture import capture_outputs
-from surgery.train.distributed import DistContext, reduce_sum
+from surgery.train.distributed import DistContext, gather_rows, reduce_sum
+
+NEIGHBOURS = 10
 
 
 @torch.no_grad()
@@ -18,8 +31,8 @@ def top1(model: nn.Module, loader: DataLoader, ctx: DistContext) -> float:
     """Top-1 accuracy in percent over the whole validation set."""
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64)
-    for images, labels in loader:
-        logits = model(images.to(ctx.device))
+    for inputs, labels in loader:
+        logits = predict(model, to_device(inputs, ctx.device))
         totals += torch.tensor([(logits.argmax(-1).cpu() == labels).sum().item(), labels.numel()], dtype=torch.float64)
     correct, seen = reduce_sum(totals, ctx).tolist()
     return 100.0 * correct / max(seen, 1)
@@ -27,16 +40,68 @@ def top1(model: nn.Module, loader: DataLoader, ctx: DistContext) -> float:
 
 @torch.no_grad()
 def block_fidelity(teacher: nn.Module, student: nn.Module, blocks: Sequence[str], loader: DataLoader, ctx: DistContext) -> dict[str, float]:
-    """Mean cosine similarity between teacher and student outputs of each block, per token."""
+    """Mean cosine similarity between teacher and student outputs of each block, per real token (padding left out)."""
     teacher.eval()
     student.eval()
-    totals = torch.zeros(len(blocks) + 1, dtype=torch.float64)
-    for images, _ in loader:
-        images = images.to(ctx.device)
+    totals = torch.zeros(len(blocks), 2, dtype=torch.float64)  # per block: summed cosines, tokens counted
+    for inputs, _ in loader:
+        inputs = to_device(inputs, ctx.device)
         with capture_outputs(teacher, blocks) as wanted, capture_outputs(student, blocks) as got:
-            teacher(images)
-            student(images)
-        cosines = [F.cosine_similarity(got[b], wanted[b], dim=-1).sum().item() for b in blocks]
-        totals += torch.tensor([*cosines, wanted[blocks[0]].shape[:-1].numel()], dtype=torch.float64)
-    *sums, tokens = reduce_sum(totals, ctx).tolist()
-    return {block: value / max(tokens, 1) for block, value in zip(blocks, sums)}
+            predict(teacher, inputs)
+            predict(student, inputs)
+        mask = token_mask(inputs)
+        for row, block in enumerate(blocks):
+            cosine = F.cosine_similarity(_first(got[block]), _first(wanted[block]), dim=-1)
+            weights = mask.to(cosine.dtype) if mask is not None and cosine.shape == mask.shape else torch.ones_like(cosine)
+            totals[row] += torch.tensor([(cosine * weights).sum().item(), weights.sum().item()], dtype=torch.float64)
+    sums, tokens = reduce_sum(totals, ctx).unbind(-1)
+    return {block: value / max(count, 1) for block, value, count in zip(blocks, sums.tolist(), tokens.tolist())}
+
+
+def _first(output: object) -> torch.Tensor:
+    """A block's output tensor; blocks returning a tuple (Hugging Face attention: output, weights) give their first."""
+    return next(leaf for leaf in tree_leaves(output) if isinstance(leaf, torch.Tensor))
+
+
+@torch.no_grad()
+def embeddings(model: nn.Module, loader: DataLoader, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, D) float32 sentence embeddings of every example the loader yields, and their (n,) labels, gathered over ranks."""
+    model.eval()
+    rows, labels = [], []
+    for inputs, batch_labels in loader:
+        rows.append(predict(model, to_device(inputs, ctx.device)).float().cpu())
+        labels.append(batch_labels)
+    return gather_rows(torch.cat(rows), ctx), gather_rows(torch.cat(labels), ctx)
+
+
+def embedding_cosine(embedded: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean cosine of each row to the reference's row for the same example."""
+    return F.cosine_similarity(embedded, reference, dim=-1).mean().item()
+
+
+def neighbour_overlap(embedded: torch.Tensor, reference: torch.Tensor, k: int = NEIGHBOURS) -> float:
+    """Share of each example's k nearest neighbours (cosine, itself excluded) that the reference retrieves too.
+
+    Example:
+        >>> points = torch.randn(20, 8)
+        >>> neighbour_overlap(points, points, k=3)
+        1.0
+    """
+    found, wanted = _neighbours(embedded, k), _neighbours(reference, k)
+    shared = (found.unsqueeze(-1) == wanted.unsqueeze(-2)).any(-1).sum(-1)
+    return (shared.float() / k).mean().item()
+
+
+def _neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
+    unit = F.normalize(points, dim=-1)
+    similarity = unit @ unit.T
+    similarity.fill_diagonal_(float("-inf"))
+    return similarity.topk(min(k, len(points) - 1), dim=-1).indices
+
+
+def probe_accuracy(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Top-1 (percent) on `val` of a linear probe fit on `train` (embeddings, labels): standardised features,
+    multinomial logistic regression, the same recipe for every model compared."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(train[0].numpy(), train[1].numpy())
+    return 100.0 * float(probe.score(val[0].numpy(), val[1].numpy()))

@@ -1,6 +1,8 @@
-"""What each stage minimises: cross-entropy, block-wise distillation (paper eq. 3-4), KD, Hoyer.
+"""What each stage minimises: the task loss, block-wise distillation (paper eq. 3-4), KD, Hoyer.
 
-Each `*_objective` returns a function (model, images, labels) -> StepResult
+The task loss is cross-entropy for an image classifier; for a text encoder, whose
+function is its sentence embedding, it is 1 - cosine of that embedding to the
+teacher's. Each `*_objective` returns a function (model, inputs, labels) -> StepResult
 that the Engine calls once per micro-batch.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +20,7 @@ from torch.utils._pytree import tree_leaves
 
 from far_modules import hoyer_penalty
 from surgery.recipe import DistillStage, FinetuneStage, PruneStage, TrainingStage
+from surgery.train.batches import Inputs, predict, token_mask
 from surgery.train.capture import capture_inputs, capture_outputs, force_inputs
 from surgery.train.engine import Objective, StepResult
 
@@ -33,19 +37,65 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(-1) == hard).float().mean().item()
 
 
+@dataclass(frozen=True)
+class TaskLoss:
+    """The loss on what the model predicts (`predict`): cross-entropy on labels, or for a text encoder
+    1 - cosine of its sentence embedding to the teacher's (`uses_teacher`)."""
+
+    uses_teacher: bool
+    smoothing: float = 0.0
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor | None, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.uses_teacher:
+            assert target is not None, "the teacher's embedding is the target"
+            loss = (1 - F.cosine_similarity(output, target, dim=-1)).mean()
+            return loss, {"emb": loss.item()}
+        loss = classification_loss(output, labels, self.smoothing)
+        return loss, {"ce": loss.item(), "acc": accuracy(output, labels)}
+
+
+def task_loss(stage: TrainingStage, text: bool) -> TaskLoss:
+    """The embedding cosine for a text encoder, else cross-entropy with the stage's label smoothing."""
+    return TaskLoss(uses_teacher=True) if text else TaskLoss(uses_teacher=False, smoothing=stage.label_smoothing)
+
+
+def _teacher_output(teacher: nn.Module, inputs: Inputs, task: TaskLoss) -> torch.Tensor | None:
+    if not task.uses_teacher:
+        return None
+    with torch.no_grad():
+        return predict(teacher, inputs)
+
+
 def ce_objective(stage: TrainingStage) -> Objective:
     """Plain supervised training (fit, finetune without KD)."""
+    task = task_loss(stage, text=False)
 
-    def objective(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
-        logits = model(images)
-        loss = classification_loss(logits, labels, stage.label_smoothing)
-        return StepResult(loss, {"loss": loss.item(), "acc": accuracy(logits, labels)})
+    def objective(model: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
+        loss, logs = task(predict(model, inputs), None, labels)
+        return StepResult(loss, {"loss": loss.item(), **logs})
 
     return objective
 
 
-def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, stage: DistillStage) -> torch.Tensor:
-    """sim(Y, Ŷ) of eq. 3: mean squared error, or 1 - cosine along the recipe's axis."""
+def embedding_objective(teacher: nn.Module) -> Objective:
+    """A text encoder's finetune: its sentence embedding pulled towards the teacher's (the whole function to keep)."""
+    task = TaskLoss(uses_teacher=True)
+
+    def objective(student: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
+        loss, logs = task(predict(student, inputs), _teacher_output(teacher, inputs, task), labels)
+        return StepResult(loss, {"loss": loss.item(), **logs})
+
+    return objective
+
+
+def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, stage: DistillStage, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """sim(Y, Ŷ) of eq. 3: mean squared error, or 1 - cosine along the recipe's axis.
+
+    `mask` (B, N), True at real tokens, keeps padding out of (B, N, C) outputs: padded
+    positions count in no mean and contribute nothing to a cosine.
+    """
+    if mask is not None and student.dim() == 3 and student.shape[:2] == mask.shape:
+        return _masked_similarity(student, teacher, stage, mask)
     if stage.similarity == "mse":
         return F.mse_loss(student, teacher)
     if stage.similarity_axis == "flat":
@@ -55,31 +105,47 @@ def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, stage: Distill
     return (1 - F.cosine_similarity(student, teacher, dim=dim)).mean()
 
 
-def _block_similarity(student: object, teacher: object, stage: DistillStage) -> torch.Tensor:
+def _masked_similarity(student: torch.Tensor, teacher: torch.Tensor, stage: DistillStage, mask: torch.Tensor) -> torch.Tensor:
+    keep = mask.unsqueeze(-1).to(student.dtype)
+    if stage.similarity == "mse":
+        return ((student - teacher) ** 2 * keep).sum() / (keep.sum() * student.shape[-1]).clamp(min=1)
+    if stage.similarity_axis == "channel":
+        cosine = F.cosine_similarity(student, teacher, dim=-1)
+        return ((1 - cosine) * mask).sum() / mask.sum().clamp(min=1)
+    student, teacher = student * keep, teacher * keep  # zeros add nothing to a dot product or a norm
+    if stage.similarity_axis == "flat":
+        student, teacher = student.flatten(1), teacher.flatten(1)
+    return (1 - F.cosine_similarity(student, teacher, dim=-1 if stage.similarity_axis == "flat" else -2)).mean()
+
+
+def _block_similarity(student: object, teacher: object, stage: DistillStage, mask: torch.Tensor | None) -> torch.Tensor:
     """sim over a block's output tensors: one tensor for most blocks, several for those returning tuples (TNT's)."""
     pairs = [(s, t) for s, t in zip(tree_leaves(student), tree_leaves(teacher)) if isinstance(s, torch.Tensor) and s.is_floating_point()]
-    return torch.stack([similarity_loss(s, t, stage) for s, t in pairs]).sum()
+    return torch.stack([similarity_loss(s, t, stage, mask) for s, t in pairs]).sum()
 
 
-def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[str], sites: Sequence[str]) -> Objective:
-    """L = λ · reduce_l sim(Y_l, Ŷ_l) + ce_weight · CE (eq. 4), at block or site outputs.
+def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[str], sites: Sequence[str], *, text: bool = False) -> Objective:
+    """L = λ · reduce_l sim(Y_l, Ŷ_l) + ce_weight · task loss (eq. 4), at block or site outputs.
 
     `teacher_forced` feeds every student block the teacher's input to that block;
-    `free_running` lets each block see the student's own activations.
+    `free_running` lets each block see the student's own activations. The task loss
+    is CE, or for a text encoder (`text`) the sentence embedding's cosine to the teacher's.
     """
     targets = list(blocks if stage.at == "block" else sites)
+    task = task_loss(stage, text)
 
-    def objective(student: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
+    def objective(student: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
         with torch.no_grad(), capture_outputs(teacher, targets) as wanted, capture_inputs(teacher, blocks) as fed:
-            teacher(images)
+            target = predict(teacher, inputs)
         forcing = force_inputs(student, fed) if stage.mode == "teacher_forced" else nullcontext()
         with capture_outputs(student, targets) as got, forcing:
-            logits = student(images)
-        terms = torch.stack([_block_similarity(got[p], wanted[p], stage) for p in targets])
+            output = predict(student, inputs)
+        mask = token_mask(inputs)
+        terms = torch.stack([_block_similarity(got[p], wanted[p], stage, mask) for p in targets])
         similarity = terms.sum() if stage.reduce == "sum" else terms.mean()
-        ce = classification_loss(logits, labels, stage.label_smoothing)
-        loss = stage.weight * similarity + stage.ce_weight * ce
-        return StepResult(loss, {"loss": loss.item(), "sim": similarity.item(), "ce": ce.item(), "acc": accuracy(logits, labels)})
+        task_term, logs = task(output, target, labels)
+        loss = stage.weight * similarity + stage.ce_weight * task_term
+        return StepResult(loss, {"loss": loss.item(), "sim": similarity.item(), **logs})
 
     return objective
 
@@ -102,14 +168,18 @@ def finetune_objective(teacher: nn.Module, stage: FinetuneStage) -> Objective:
     return objective
 
 
-def prune_objective(stage: PruneStage, prunable: Sequence[nn.Module]) -> Objective:
-    """CE + hoyer_weight · Σ Group-HS over every substitute's hidden-unit groups (paper eq. 5-6)."""
+def prune_objective(stage: PruneStage, prunable: Sequence[nn.Module], teacher: nn.Module | None = None) -> Objective:
+    """Task loss + hoyer_weight · Σ Group-HS over every substitute's hidden-unit groups (paper eq. 5-6).
 
-    def objective(student: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
-        logits = student(images)
-        ce = classification_loss(logits, labels, stage.label_smoothing)
+    With a `teacher`, the student is a text encoder and its task loss the embedding cosine to that teacher's.
+    """
+    task = task_loss(stage, text=teacher is not None)
+
+    def objective(student: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
+        target = _teacher_output(teacher, inputs, task) if teacher is not None else None
+        task_term, logs = task(predict(student, inputs), target, labels)
         hoyer = torch.stack([hoyer_penalty(module) for module in prunable]).sum()
-        loss = ce + stage.hoyer_weight * hoyer
-        return StepResult(loss, {"loss": loss.item(), "ce": ce.item(), "hoyer": hoyer.item(), "acc": accuracy(logits, labels)})
+        loss = task_term + stage.hoyer_weight * hoyer
+        return StepResult(loss, {"loss": loss.item(), **logs, "hoyer": hoyer.item()})
 
     return objective

@@ -52,7 +52,7 @@ def test_stages_are_chosen_by_kind() -> None:
     recipe = Recipe.model_validate({**MINIMAL, "stages": stages})
     assert [type(stage) for stage in recipe.stages] == [DistillStage, EvaluateStage]
     assert recipe.stages[0].similarity == "mse" and recipe.stages[0].weight_decay == 0.05
-    assert recipe.stages[1].metrics == ["top1", "fidelity", "params", "macs"]
+    assert recipe.stages[1].metrics is None and recipe.stages[1].latency_lengths == [128, 256, 512]  # none: all the model kind has
 
 
 def test_training_stage_needs_positive_epochs() -> None:
