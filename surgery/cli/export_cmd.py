@@ -1,4 +1,7 @@
-"""`surgery export RUN_OR_RECIPE`: the student as ONNX with native LSTM nodes, checked against PyTorch."""
+"""`surgery export RUN_OR_RECIPE`: the student as ONNX with native LSTM nodes, checked against PyTorch.
+
+A text encoder exports as its sentence embedding: `input_ids`, `attention_mask` -> `sentence_embedding`, any sequence length.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
-from surgery.deploy.export import export_onnx, load_models
+from surgery.deploy.export import EMBEDDING, TOKENS, ExportResult, export_onnx, load_models
 from surgery.targets import Target, resolve_target
 
 
@@ -31,9 +34,14 @@ def export(
         return
     stdout.print(
         f"{result.path}: opset {result.opset}, {result.lstm_nodes} LSTM nodes, batch "
-        f"{'dynamic' if result.dynamic_batch else 'fixed'}, max |ORT - PyTorch| {result.max_abs_diff:.2e}",
+        f"{'dynamic' if result.dynamic_batch else 'fixed'}{_text_io(result)}, max |ORT - PyTorch| {result.max_abs_diff:.2e}",
         highlight=False,
     )
+
+
+def _text_io(result: ExportResult) -> str:
+    """What a text encoder's file takes and gives; nothing for an image model."""
+    return f", sequence dynamic ({', '.join(TOKENS)} -> {EMBEDDING})" if len(result.input_size) == 1 else ""
 
 
 def default_path(target: Target) -> Path:

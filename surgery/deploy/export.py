@@ -1,5 +1,10 @@
 """ONNX export of a model, with the checks every export must pass.
 
+A text encoder (a Hugging Face model that takes token ids) exports wrapped in
+`SentenceEncoder`: `input_ids` and `attention_mask` (batch, N) int64 in, the
+mean-pooled `sentence_embedding` (batch, D) out, its sequence axis dynamic, so
+one file serves every length its position table holds.
+
 The TorchScript exporter (`dynamo=False`) maps each `nn.LSTM` (`nn.GRU`) to one native
 ONNX `LSTM` (`GRU`) node, which ONNX Runtime runs as a fused kernel; an export that
 unrolled the recurrence into per-step ops would be correct but not what is
@@ -22,14 +27,17 @@ from torch import nn
 
 from surgery.errors import SurgeryError
 from surgery.models import input_size as model_input_size
-from surgery.models import one_line
+from surgery.models import one_line, takes_tokens
 from surgery.recipe import Recipe, load_recipe
 from surgery.recipe.schema import ExportSpec
 from surgery.rewrite.student import plan_and_build
 from surgery.runs import RunDir, load_run
+from surgery.sentence import SentenceEncoder
 from surgery.targets import Target
 
 INPUT, OUTPUT = "image", "logits"
+TOKENS, EMBEDDING = ("input_ids", "attention_mask"), "sentence_embedding"
+"""A text encoder's ONNX input names, (batch, N) int64 each, and its output's, (batch, D)."""
 LOOP_OPS = frozenset({"Loop", "Scan"})
 
 
@@ -42,7 +50,8 @@ class ExportResult:
     dynamic_batch: bool
     lstm_nodes: int
     max_abs_diff: float
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
+    """(C, H, W) of an image model, (N,) tokens (the length exported with) of a text encoder."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -58,21 +67,14 @@ class Models:
     name: str
     teacher: nn.Module
     student: nn.Module
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
+    """(C, H, W), or (N,) tokens for a text encoder."""
     spec: ExportSpec
 
 
 def load_models(target: Target) -> Models:
-    """A run's trained models, or a recipe's (or timm name's) planned ones with random weights.
-
-    Raises:
-        SurgeryError: a text encoder, whose export (token ids and a mask as inputs) is not built yet.
-    """
-    recipe = target.recipe
-    if recipe.model.source != "timm":
-        where = recipe.location_of(("model", "source")) or "model.source"
-        raise SurgeryError(f"{where}: ONNX export and latency of {recipe.model.source} text encoders are not supported yet; plan, cost and apply are")
-    return models_from_run(target.run) if target.run is not None else models_from_recipe(recipe)
+    """A run's trained models, or a recipe's (or timm name's) planned ones with random weights."""
+    return models_from_run(target.run) if target.run is not None else models_from_recipe(target.recipe)
 
 
 def models_from_run(run: RunDir) -> Models:
@@ -89,10 +91,12 @@ def models_from_recipe(recipe: Recipe) -> Models:
     return Models(recipe.model.name, teacher.eval(), student.eval(), plan.input_size, recipe.export)
 
 
-def export_onnx(
-    model: nn.Module, input_size: tuple[int, int, int], path: Path, spec: ExportSpec = ExportSpec(), *, force: bool = False
-) -> ExportResult:
-    """Export `model` (batch, C, H, W) -> logits to `path`, check it, then move it into place atomically.
+def export_onnx(model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec = ExportSpec(), *, force: bool = False) -> ExportResult:
+    """Export `model` to `path`, check it, then move it into place atomically.
+
+    An image model exports `image` (batch, C, H, W) -> `logits`; a text encoder (`takes_tokens`, `input_size` (N,))
+    exports as `SentenceEncoder`: `input_ids`, `attention_mask` (batch, sequence) -> `sentence_embedding`, traced at
+    N tokens and checked, padded rows included, at N and N // 2. The batch axis is dynamic with `spec.dynamic_batch`.
 
     Example:
         >>> result = export_onnx(student, (3, 224, 224), Path("far.onnx"))  # doctest: +SKIP
@@ -115,8 +119,11 @@ def export_onnx(
     return ExportResult(path, spec.opset, spec.dynamic_batch, lstm_nodes, diff, input_size)
 
 
-def _write(model: nn.Module, input_size: tuple[int, int, int], path: Path, spec: ExportSpec) -> None:
+def _write(model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec) -> None:
     """The TorchScript exporter; tracing warnings (python checks on default arguments) are expected, so hushed."""
+    if takes_tokens(model):
+        _write_tokens(model, input_size[0], path, spec)
+        return
     example = torch.randn(1, *input_size)
     axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if spec.dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
@@ -125,6 +132,32 @@ def _write(model: nn.Module, input_size: tuple[int, int, int], path: Path, spec:
             model, (example,), str(path), dynamo=False, opset_version=spec.opset,
             input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=axes,
         )
+
+
+def _write_tokens(encoder: nn.Module, length: int, path: Path, spec: ExportSpec) -> None:
+    """`SentenceEncoder(encoder)` traced on one sequence of `length` ids, its last quarter padding (the mask is a graph input)."""
+    example = token_batch(encoder, length, [length - length // 4], torch.Generator().manual_seed(0))
+    batch = {0: "batch"} if spec.dynamic_batch else {}
+    axes = {name: {**batch, 1: "sequence"} for name in TOKENS} | ({EMBEDDING: batch} if batch else {})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            SentenceEncoder(encoder).eval(), tuple(example.values()), str(path), dynamo=False, opset_version=spec.opset,
+            input_names=list(TOKENS), output_names=[EMBEDDING], dynamic_axes=axes,
+        )
+
+
+def token_batch(encoder: nn.Module, length: int, real: list[int], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """`input_ids` and `attention_mask`, (len(real), length) int64: row i holds `real[i]` random ids of the encoder's vocabulary,
+    then padding (id 0, mask 0).
+
+    Example:
+        >>> token_batch(encoder, 4, [4, 2])["attention_mask"].tolist()  # doctest: +SKIP
+        [[1, 1, 1, 1], [1, 1, 0, 0]]
+    """
+    ids = torch.randint(encoder.get_input_embeddings().num_embeddings, (len(real), length), generator=generator)
+    mask = (torch.arange(length) < torch.tensor(real)[:, None]).long()
+    return {TOKENS[0]: ids * mask, TOKENS[1]: mask}
 
 
 def count_recurrences(model: nn.Module) -> dict[str, int]:
@@ -151,22 +184,34 @@ def check_graph(graph: onnx.ModelProto, expected: int | dict[str, int]) -> int:
     return found["LSTM"]
 
 
-def check_parity(
-    model: nn.Module, path: Path, input_size: tuple[int, int, int], atol: float, batches: tuple[int, ...] = (1,)
-) -> float:
-    """Largest |ONNX Runtime - PyTorch| over random inputs of each batch size; above `atol` it is an error."""
+def check_parity(model: nn.Module, path: Path, input_size: tuple[int, ...], atol: float, batches: tuple[int, ...] = (1,)) -> float:
+    """Largest |ONNX Runtime - PyTorch| over random inputs of each batch size (`parity_inputs`); above `atol` it is an error."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    generator = torch.Generator().manual_seed(0)
+    exported, output = (SentenceEncoder(model).eval(), EMBEDDING) if takes_tokens(model) else (model, OUTPUT)
     diff = 0.0
-    for batch in batches:
-        x = torch.randn(batch, *input_size, generator=generator)
+    for where, feed in parity_inputs(model, input_size, batches):
         with torch.no_grad():
-            expected = model(x).numpy()
+            expected = exported(*feed.values()).numpy()
         try:
-            got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+            got = session.run([output], {name: x.numpy() for name, x in feed.items()})[0]
         except Exception as error:  # onnxruntime raises its own pybind types (Fail, RuntimeException, ...)
-            raise SurgeryError(f"{path.name}: ONNX Runtime cannot run the export at batch {batch}: {one_line(error)}") from error
+            raise SurgeryError(f"{path.name}: ONNX Runtime cannot run the export at {where}: {one_line(error)}") from error
         diff = max(diff, float(np.abs(got - expected).max()))
     if diff > atol:
         raise SurgeryError(f"{path.name}: ONNX Runtime differs from PyTorch by {diff:.3g} > export.atol {atol:g}")
     return diff
+
+
+def parity_inputs(model: nn.Module, input_size: tuple[int, ...], batches: tuple[int, ...]) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """(where, inputs by ONNX name) to compare on: random images of each batch size; for a text encoder, token batches
+    at N and N // 2 tokens, so the sequence axis is exercised, with padded rows: a batch of one full and half padded,
+    a larger batch's rows from full down to about N / batch real tokens (mask zeros at the end)."""
+    generator = torch.Generator().manual_seed(0)
+    if not takes_tokens(model):
+        return [(f"batch {batch}", {INPUT: torch.randn(batch, *input_size, generator=generator)}) for batch in batches]
+    inputs = []
+    for length in dict.fromkeys((input_size[0], max(1, input_size[0] // 2))):
+        for batch in batches:
+            rows = [[length], [max(1, length // 2)]] if batch == 1 else [[length - length * r // batch for r in range(batch)]]
+            inputs += [(f"batch {batch}, {length} tokens", token_batch(model, length, real, generator)) for real in rows]
+    return inputs

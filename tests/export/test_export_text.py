@@ -1,0 +1,150 @@
+"""ONNX export of a text encoder: a two-layer BERT of 4 heads x 8 built from a config, every self-attention a BiLSTM.
+
+The export is the sentence embedding (`input_ids`, `attention_mask` -> `sentence_embedding`), dynamic in batch and
+sequence; padded rows must give each sentence the embedding it has alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import save_model
+from typer.testing import CliRunner
+
+from far_modules import shrink_uniformly
+from surgery.cli import app
+from surgery.deploy.export import EMBEDDING, TOKENS, Models, check_parity, export_onnx, models_from_recipe, parity_inputs, token_batch
+from surgery.errors import SurgeryError
+from surgery.recipe import dump_recipe, load_recipe
+from surgery.rewrite.plan import plan
+from surgery.rewrite.student import build_student
+from surgery.runs import RunDir
+from surgery.runs.record import SurgeryRecord
+from surgery.sentence import SentenceEncoder
+from tests.strategies import single_thread  # noqa: F401 - a fixture, used through pytestmark
+
+transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+LSTMS = 2 * 4 * 2  # layers x heads x directions
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    """A recipe naming a tiny BERT saved to disk (random weights, 64 positions), read at 16 tokens."""
+    root = tmp_path_factory.mktemp("text")
+    config = transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100, max_position_embeddings=64
+    )
+    transformers.BertModel(config).save_pretrained(root / "bert")
+    path = root / "bert.yaml"
+    path.write_text(
+        f"name: bert_far\nmodel:\n  name: {root / 'bert'}\n  source: transformers\n  input_size: [16]\n"
+        "rewrites:\n  - select:\n      path: encoder.layer.*.attention.self\n    substitute: bilstm\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(recipe) -> Models:
+    torch.manual_seed(0)
+    return models_from_recipe(load_recipe(recipe))
+
+
+@pytest.fixture(scope="module")
+def exported(models, tmp_path_factory):
+    return export_onnx(models.student, models.input_size, tmp_path_factory.mktemp("onnx") / "far.onnx")
+
+
+def embed(model: torch.nn.Module, feed: dict[str, torch.Tensor]) -> np.ndarray:
+    with torch.no_grad():
+        return SentenceEncoder(model).eval()(*feed.values()).numpy()
+
+
+def test_the_export_is_the_sentence_embedding_dynamic_in_batch_and_sequence(exported):
+    graph = onnx.load(str(exported.path)).graph
+    assert [i.name for i in graph.input] == list(TOKENS) and [o.name for o in graph.output] == [EMBEDDING]
+    for tensor in graph.input:
+        assert [d.dim_param for d in tensor.type.tensor_type.shape.dim] == ["batch", "sequence"]
+        assert tensor.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert exported.input_size == (16,) and exported.to_json()["input_size"] == [16]
+
+
+def test_one_native_lstm_node_per_layer_head_and_direction_and_no_loops(exported):
+    ops = [node.op_type for node in onnx.load(str(exported.path)).graph.node]
+    assert exported.lstm_nodes == LSTMS == ops.count("LSTM")
+    assert not set(ops) & {"Loop", "Scan"}
+    assert exported.max_abs_diff <= 1e-4
+
+
+@pytest.mark.parametrize(("batch", "length"), [(3, 16), (2, 40)])
+def test_onnx_runtime_matches_pytorch_on_padded_batches_at_any_length(models, exported, batch, length):
+    session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    real = [length - 5 * row for row in range(batch)]  # rows padded at the end, each by a different amount
+    feed = token_batch(models.student, length, real, torch.Generator().manual_seed(batch))
+    got = session.run([EMBEDDING], {name: x.numpy() for name, x in feed.items()})[0]
+    assert got.shape == (batch, 32)
+    np.testing.assert_allclose(got, embed(models.student, feed), atol=1e-4, rtol=0)
+    last = {name: x[-1:, : real[-1]] for name, x in feed.items()}  # the shortest sentence, alone and unpadded
+    alone = session.run([EMBEDDING], {name: x.numpy() for name, x in last.items()})[0]
+    np.testing.assert_allclose(got[-1:], alone, atol=1e-5, rtol=0)
+
+
+def test_parity_is_checked_on_padded_rows_at_two_lengths(models):
+    inputs = parity_inputs(models.student, (16,), (1, 3))
+    lengths = {feed["input_ids"].shape[1] for _, feed in inputs}
+    padded = [where for where, feed in inputs if not feed["attention_mask"].all()]
+    assert lengths == {16, 8} and {feed["input_ids"].shape[0] for _, feed in inputs} == {1, 3}
+    assert any(w.startswith("batch 1,") for w in padded) and any(w.startswith("batch 3,") for w in padded)
+
+
+def test_a_parity_failure_of_a_text_export_is_an_error(models, exported):
+    changed = copy.deepcopy(models.student)
+    with torch.no_grad():
+        changed.encoder.layer[1].output.LayerNorm.bias += 1e-2
+    with pytest.raises(SurgeryError, match="differs from PyTorch"):
+        check_parity(changed, exported.path, models.input_size, 1e-4)
+
+
+def test_the_teacher_exports_too(models, tmp_path):
+    result = export_onnx(models.teacher, models.input_size, tmp_path / "bert.onnx")
+    assert result.lstm_nodes == 0 and result.max_abs_diff <= 1e-4
+
+
+def test_cli_export_of_a_text_recipe(recipe, tmp_path):
+    out = tmp_path / "far.onnx"
+    result = runner.invoke(app, ["export", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{LSTMS} LSTM nodes" in result.output and "sequence dynamic (input_ids, attention_mask -> sentence_embedding)" in result.output
+
+
+@pytest.fixture(scope="module")
+def text_run(recipe, tmp_path_factory) -> Path:
+    """A finished run directory as `apply` leaves it, written by hand: a pruned student (half the LSTM units) and its record."""
+    loaded = load_recipe(recipe)
+    torch.manual_seed(1)
+    teacher = models_from_recipe(loaded).teacher
+    surgery_plan = plan(loaded, teacher)
+    student = shrink_uniformly(build_student(teacher, surgery_plan), 0.5).eval()
+    run = RunDir(tmp_path_factory.mktemp("text-run") / "run")
+    run.root.mkdir()
+    run.recipe.write_text(dump_recipe(loaded))
+    save_model(teacher, str(run.teacher_weights))
+    save_model(student, str(run.student_weights))
+    run.record.write_text(json.dumps(SurgeryRecord.of(student, surgery_plan.steps).to_json()))
+    return run.root
+
+
+def test_cli_export_of_a_text_run_writes_the_trained_student(text_run):
+    result = runner.invoke(app, ["export", str(text_run)])
+    assert result.exit_code == 0, result.output
+    hidden = [a.i for n in onnx.load(str(text_run / "student.onnx")).graph.node if n.op_type == "LSTM" for a in n.attribute if a.name == "hidden_size"]
+    assert hidden == [4] * LSTMS  # 8 units per head and direction, half kept
