@@ -1,4 +1,8 @@
-"""`surgery bench RUN_OR_RECIPE`: teacher vs student CPU latency in ONNX Runtime (paper appendix A.4), eager beside it."""
+"""`surgery bench RUN_OR_RECIPE`: teacher vs student CPU latency in ONNX Runtime (paper appendix A.4), eager beside it.
+
+Image models are timed at image sizes (`--img-size`), text encoders (`model.source: transformers`) at sequence
+lengths (`--seq-len`); the table names the CPU and its vector ISA.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,37 @@ from rich import box
 from rich.table import Table
 
 from far_modules import shrink_uniformly
-from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
-from surgery.deploy.bench import STUDENT, BenchRow, BenchSettings, Optimization, Precision, bench, ratios, to_json
+from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stderr, stdout
+from surgery.deploy.bench import (
+    STUDENT,
+    BenchSettings,
+    Optimization,
+    Precision,
+    Row,
+    SequenceRow,
+    bench,
+    bench_sequences,
+    machine,
+    ratios,
+    size_of,
+    to_json,
+)
 from surgery.deploy.export import Models, load_models
 from surgery.deploy.int8 import PrecisionAccuracy, int8_accuracy
 from surgery.errors import SurgeryError
 from surgery.targets import Target, resolve_target
 
+IMAGE_SIZES, TEXT_LENGTHS = (224, 384), (128, 256, 512)
+"""What is timed when no --img-size (--seq-len) is given: the paper's two image sizes; three sequence lengths."""
+
 
 @handles_errors
 def bench_command(
     target: TargetArgument,
-    img_sizes: Annotated[list[int], typer.Option("--img-size", min=8, help="Image side in pixels; repeatable.")] = [224, 384],
+    img_sizes: Annotated[list[int] | None, typer.Option("--img-size", min=8, help="Image side in pixels; repeatable (default 224 and 384).")] = None,
+    seq_lens: Annotated[
+        list[int] | None, typer.Option("--seq-len", min=1, help="Text encoders: tokens per sequence; repeatable (default 128, 256 and 512).")
+    ] = None,
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per model; the median is reported.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per model first.")] = 30,
     precision: Annotated[Precision, typer.Option("--precision", help="fp32, or dynamic int8 for both models.")] = "fp32",
@@ -38,40 +61,61 @@ def bench_command(
     overrides: SetOption = [],
     as_json: JsonOption = False,
 ) -> None:
-    """Params, MACs and batch-1 latency (median, min–max) of teacher and student at each image size, and their ratio.
+    """Params, MACs and batch-1 latency (median, min–max) of teacher and student at each image size (a text
+    encoder: sequence length, every token real), and their ratio.
 
-    With a run and `--precision int8`, also the top-1 change int8 brings to each model on the run's validation split.
+    With an image run and `--precision int8`, also the top-1 change int8 brings to each model on the run's validation split.
     """
     resolved = _weights_from(resolve_target(target, overrides), run, overrides)
     if resolved.run and keep_ratio is not None:
         raise SurgeryError("--keep-ratio emulates pruned shapes on random weights; a run brings its own shapes")
+    text = resolved.recipe.model.source == "transformers"
+    sizes = _sizes(text, img_sizes, seq_lens)
     models = load_models(resolved)
     if keep_ratio is not None:
         models = _emulate_pruning(models, keep_ratio)
     settings = BenchSettings(runs, warmup, precision, optimization, pin, eager, models.spec.opset)
+    compared = {models.name: models.teacher, STUDENT: models.student}
+    measures_accuracy = resolved.run is not None and precision == "int8"
+    if measures_accuracy and text:
+        stderr.print("int8 top-1 is measured for image classifiers; a text encoder's int8 latency only", style="yellow", highlight=False)
     with tempfile.TemporaryDirectory(prefix="surgery-bench-") as workdir:
-        rows = bench({models.name: models.teacher, STUDENT: models.student}, tuple(img_sizes), settings, Path(workdir))
-        accuracy = int8_accuracy(resolved.recipe, models, Path(workdir)) if resolved.run and precision == "int8" else []
+        rows: list[Row] = list(bench_sequences(compared, sizes, settings, Path(workdir)) if text else bench(compared, sizes, settings, Path(workdir)))
+        accuracy = int8_accuracy(resolved.recipe, models, Path(workdir)) if measures_accuracy and not text else []
     if as_json:
         print_json({**to_json(rows, settings, models.name), "accuracy": [a.to_json() for a in accuracy]})
         return
     stdout.print(latency_table(rows, settings))
     for result in accuracy:
         stdout.print(_accuracy_line(result), highlight=False)
+    unit = "tokens" if text else "px"
     for ratio in ratios(rows, models.name):
         eager_ratio = f", eager ×{ratio['eager']:.2f}" if ratio["eager"] is not None else ""
-        stdout.print(f"{ratio['model']}/{ratio['baseline']} at {ratio['img_size']} px: ONNX Runtime ×{ratio['onnx']:.2f}{eager_ratio}", highlight=False)
+        size = ratio["tokens" if text else "img_size"]
+        stdout.print(f"{ratio['model']}/{ratio['baseline']} at {size} {unit}: ONNX Runtime ×{ratio['onnx']:.2f}{eager_ratio}", highlight=False)
 
 
-def latency_table(rows: list[BenchRow], settings: BenchSettings) -> Table:
+def _sizes(text: bool, img_sizes: list[int] | None, seq_lens: list[int] | None) -> tuple[int, ...]:
+    """Image sizes of an image model, sequence lengths of a text encoder; the other kind's option is refused."""
+    if text and img_sizes:
+        raise SurgeryError("--img-size: a text encoder is timed at sequence lengths; give --seq-len N (default 128, 256 and 512)")
+    if not text and seq_lens:
+        raise SurgeryError("--seq-len: an image model is timed at image sizes; give --img-size PIXELS (default 224 and 384)")
+    return tuple(seq_lens or TEXT_LENGTHS) if text else tuple(img_sizes or IMAGE_SIZES)
+
+
+def latency_table(rows: list[Row], settings: BenchSettings) -> Table:
     title = f"CPU latency, batch 1, 1 thread, {settings.precision}, median of {settings.runs} after {settings.warmup} warm-up (ms)"
-    table = Table(box=box.SIMPLE_HEAD, title=title)
-    for column in ("model", "px", "params (M)", "MACs (G)", "ORT median", "ORT min–max", "eager median", "eager min–max"):
+    where = machine()
+    caption = f"{where['cpu']}, {where['isa']}, ONNX Runtime {where['onnxruntime']}"
+    table = Table(box=box.SIMPLE_HEAD, title=title, caption=caption)
+    size = "tokens" if rows and isinstance(rows[0], SequenceRow) else "px"
+    for column in ("model", size, "params (M)", "MACs (G)", "ORT median", "ORT min–max", "eager median", "eager min–max"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in rows:
         eager = (f"{row.eager.median:.2f}", f"{row.eager.min:.2f}–{row.eager.max:.2f}") if row.eager else ("–", "–")
         table.add_row(
-            row.model, str(row.img_size), f"{row.params / 1e6:.3f}", f"{row.macs / 1e9:.3f}",
+            row.model, str(size_of(row)[1]), f"{row.params / 1e6:.3f}", f"{row.macs / 1e9:.3f}",
             f"{row.onnx.median:.2f}", f"{row.onnx.min:.2f}–{row.onnx.max:.2f}", *eager,
         )
     return table

@@ -6,6 +6,11 @@ where the OS allows. Models are alternated run by run in one process, so that
 drift (frequency, cache, neighbours) hits every model alike and ratios can be
 read side by side. PyTorch eager on one thread is measured the same way as a
 second column.
+
+Image models are timed at image sizes (`bench`); text encoders at sequence
+lengths (`bench_sequences`, `sequence_latency`), every token real, each model
+exported once with a dynamic sequence axis. Every result names the CPU and
+its vector ISA (`machine`): a latency means little without them.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import contextlib
 import copy
 import logging
 import os
+import platform
+import re
 import statistics
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,11 +35,12 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
-from surgery.deploy.export import INPUT, export_onnx
+from surgery.deploy.export import INPUT, export_onnx, token_batch
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
-from surgery.models import input_size
+from surgery.models import input_size, sequence_length
 from surgery.recipe.schema import ExportSpec
+from surgery.sentence import SentenceEncoder
 
 STUDENT = "FAR"
 """How reports name the student beside its teacher (named by its timm model)."""
@@ -76,6 +85,26 @@ class BenchRow:
     macs: int
     onnx: Timing
     eager: Timing | None
+
+
+@dataclass(frozen=True)
+class SequenceRow:
+    """One text encoder at one sequence length (batch 1, every token real)."""
+
+    model: str
+    tokens: int
+    params: int
+    macs: int
+    onnx: Timing
+    eager: Timing | None
+
+
+Row = BenchRow | SequenceRow
+
+
+def size_of(row: Row) -> tuple[str, int]:
+    """("img_size", pixels) of an image row, ("tokens", length) of a text row."""
+    return ("tokens", row.tokens) if isinstance(row, SequenceRow) else ("img_size", row.img_size)
 
 
 def bench(models: dict[str, nn.Module], img_sizes: tuple[int, ...], settings: BenchSettings, workdir: Path) -> list[BenchRow]:
@@ -165,10 +194,7 @@ def quantize_int8(path: Path) -> Path:
 
 def eager_runner(model: nn.Module, shape: tuple[int, int, int], precision: Precision) -> Callable[[], object]:
     """One batch-1 PyTorch forward; int8 is torch's dynamic quantization of Linear and LSTM layers."""
-    if precision == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao.quantization announces its deprecation
-            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+    model = _eager_int8(model) if precision == "int8" else model
     x = torch.randn(1, *shape)
 
     def run() -> object:
@@ -176,6 +202,106 @@ def eager_runner(model: nn.Module, shape: tuple[int, int, int], precision: Preci
             return model(x)
 
     return run
+
+
+def _eager_int8(model: nn.Module) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its deprecation
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+
+
+def sequence_latency(model: nn.Module, lengths: Sequence[int], settings: BenchSettings, workdir: Path) -> dict[int, Timing]:
+    """ONNX Runtime latency of a text encoder at each sequence length: {length: Timing (ms)}, under appendix A.4.
+
+    `model` (a Hugging Face encoder that takes token ids, e.g. a run's student) is copied to the CPU in eval
+    mode, so the caller's model is left as it was; the copy is exported once as `SentenceEncoder` (token ids and
+    attention mask in, mean-pooled embedding out) with a dynamic sequence axis, parity-checked against PyTorch,
+    quantized when `settings.precision` is int8, and timed on batches of one sequence of `length` real tokens
+    (mask all ones): one intra-op thread, `settings.warmup` untimed runs then `settings.runs` timed ones, the
+    lengths alternated run by run, the process pinned to one core when `settings.pin`. PyTorch eager is not
+    timed here (`settings.eager` is ignored). The ONNX file lives in a scratch folder under `workdir`, removed after.
+
+    Raises:
+        SurgeryError: a length outside the model's position table, or an export that fails its checks.
+
+    Example:
+        >>> timings = sequence_latency(student, [128, 256, 512], BenchSettings(), Path("/tmp"))  # doctest: +SKIP
+        >>> {length: round(t.median, 1) for length, t in timings.items()}  # doctest: +SKIP
+        {128: 9.8, 256: 21.3, 512: 49.0}
+    """
+    lengths = tuple(dict.fromkeys(lengths))
+    encoder = copy.deepcopy(model).float().cpu().eval()
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _one_thread(settings.pin), tempfile.TemporaryDirectory(prefix="latency-", dir=workdir) as scratch:
+        at = sequence_runner(encoder, lengths, settings, Path(scratch) / "encoder.onnx")
+        times = time_alternating({str(length): at(length) for length in lengths}, settings.runs, settings.warmup)
+    return {length: Timing.of(times[str(length)]) for length in lengths}
+
+
+def bench_sequences(models: dict[str, nn.Module], lengths: Sequence[int], settings: BenchSettings, workdir: Path) -> list[SequenceRow]:
+    """Measure every text encoder at every sequence length, batch 1, every token real: each model exported once
+    (sequence axis dynamic), the models of one length alternated run by run, eager beside ONNX Runtime."""
+    lengths = tuple(dict.fromkeys(lengths))
+    rows = []
+    with _one_thread(settings.pin):
+        onnx = {name: sequence_runner(model, lengths, settings, workdir / _file_name(name)) for name, model in models.items()}
+        eager = {name: eager_sequence_runner(model, settings.precision) for name, model in models.items()} if settings.eager else {}
+        for length in lengths:
+            onnx_times = time_alternating({name: at(length) for name, at in onnx.items()}, settings.runs, settings.warmup)
+            eager_times = time_alternating({name: at(length) for name, at in eager.items()}, settings.runs, settings.warmup)
+            for name, model in models.items():
+                counts = count(model, (length,))
+                eager_timing = Timing.of(eager_times[name]) if name in eager_times else None
+                rows.append(SequenceRow(name, length, counts.params, counts.macs, Timing.of(onnx_times[name]), eager_timing))
+    return rows
+
+
+def _file_name(model: str) -> str:
+    """A file name for a model named by a path or hub id (`/models/minilm`, `sentence-transformers/all-MiniLM-L6-v2`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", model) + ".onnx"
+
+
+def sequence_runner(encoder: nn.Module, lengths: Sequence[int], settings: BenchSettings, path: Path) -> Callable[[int], Callable[[], object]]:
+    """Export `encoder` once at the longest length (parity-checked at it and half of it), quantize if asked; then for
+    each length, one batch-1 inference of that many real tokens as a call."""
+    check_lengths(encoder, lengths)
+    export_onnx(encoder, (max(lengths),), path, ExportSpec(opset=settings.opset, dynamic_batch=False), force=True)
+    session = ort_session(quantize_int8(path) if settings.precision == "int8" else path, settings.optimization)
+
+    def at(length: int) -> Callable[[], object]:
+        feed = {name: x.numpy() for name, x in _sequence(encoder, length).items()}
+        return lambda: session.run(None, feed)
+
+    return at
+
+
+def eager_sequence_runner(encoder: nn.Module, precision: Precision) -> Callable[[int], Callable[[], object]]:
+    """For each length, one batch-1 PyTorch forward of `SentenceEncoder(encoder)` as a call; int8 as `eager_runner`."""
+    pooled = SentenceEncoder(_eager_int8(encoder) if precision == "int8" else encoder).eval()
+
+    def at(length: int) -> Callable[[], object]:
+        ids, mask = _sequence(encoder, length).values()
+
+        def run() -> object:
+            with torch.inference_mode():
+                return pooled(ids, mask)
+
+        return run
+
+    return at
+
+
+def _sequence(encoder: nn.Module, length: int) -> dict[str, torch.Tensor]:
+    """One sequence of `length` real tokens (mask all ones), the same ids for every model and run."""
+    return token_batch(encoder, length, [length], torch.Generator().manual_seed(length))
+
+
+def check_lengths(encoder: nn.Module, lengths: Sequence[int]) -> None:
+    """Every length must fit the encoder's position table."""
+    longest = sequence_length(encoder)[0]
+    too_long = [length for length in lengths if not 1 <= length <= longest]
+    if too_long or not lengths:
+        raise SurgeryError(f"{type(encoder).__name__} takes 1 to {longest} tokens; cannot time sequences of {too_long or 'no'} tokens")
 
 
 def time_alternating(runners: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, list[float]]:
@@ -206,18 +332,66 @@ def _one_thread(pin: bool) -> Iterator[None]:
             os.sched_setaffinity(0, affinity)
 
 
-def ratios(rows: list[BenchRow], baseline: str) -> list[dict[str, object]]:
-    """Each model's median latency over the baseline's at the same image size, ONNX Runtime and eager."""
-    base = {row.img_size: row for row in rows if row.model == baseline}
+def ratios(rows: Sequence[Row], baseline: str) -> list[dict[str, object]]:
+    """Each model's median latency over the baseline's at the same image size (sequence length), ONNX Runtime and eager."""
+    base = {size_of(row): row for row in rows if row.model == baseline}
     out = []
     for row in rows:
-        ref = base.get(row.img_size)
+        ref = base.get(size_of(row))
         if row.model == baseline or ref is None:
             continue
         eager = row.eager.median / ref.eager.median if row.eager and ref.eager else None
-        out.append({"model": row.model, "baseline": baseline, "img_size": row.img_size, "onnx": row.onnx.median / ref.onnx.median, "eager": eager})
+        key, size = size_of(row)
+        out.append({"model": row.model, "baseline": baseline, key: size, "onnx": row.onnx.median / ref.onnx.median, "eager": eager})
     return out
 
 
-def to_json(rows: list[BenchRow], settings: BenchSettings, baseline: str) -> dict[str, object]:
-    return {"settings": asdict(settings), "unit": "ms, batch 1", "rows": [asdict(row) for row in rows], "ratios": ratios(rows, baseline)}
+def to_json(rows: Sequence[Row], settings: BenchSettings, baseline: str) -> dict[str, object]:
+    return {
+        "settings": asdict(settings), "machine": machine(), "unit": "ms, batch 1",
+        "rows": [asdict(row) for row in rows], "ratios": ratios(rows, baseline),
+    }
+
+
+def machine() -> dict[str, str]:
+    """Where the latencies were measured: the CPU's model name, its widest vector ISA, and ONNX Runtime's version.
+
+    Example:
+        >>> machine()  # doctest: +SKIP
+        {'cpu': 'AMD EPYC', 'isa': 'AVX-512 (VNNI, BF16)', 'onnxruntime': '1.23.2'}
+    """
+    info = _cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    return {"cpu": name, "isa": vector_isa(set((info.get("flags") or info.get("Features") or "").split())), "onnxruntime": ort.__version__}
+
+
+_ISAS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"), ("sve", "SVE"), ("asimd", "NEON"))
+_EXTENSIONS = (("VNNI", ("avx512_vnni", "avx_vnni")), ("BF16", ("avx512_bf16",)), ("AMX", ("amx_int8",)), ("dot product", ("asimddp",)))
+
+
+def vector_isa(flags: set[str]) -> str:
+    """The widest SIMD ISA among the CPU's `flags` (/proc/cpuinfo), with the int8/bf16 extensions ONNX Runtime uses;
+    where the flags are not readable, what PyTorch's kernels dispatch to.
+
+    Example:
+        >>> vector_isa({"sse4_2", "avx", "avx2", "avx512f", "avx512_vnni"})
+        'AVX-512 (VNNI)'
+    """
+    isa = next((name for flag, name in _ISAS if flag in flags), None)
+    if isa is None:
+        return torch.backends.cpu.get_cpu_capability()
+    extensions = [name for name, names in _EXTENSIONS if flags & set(names)]
+    return f"{isa} ({', '.join(extensions)})" if extensions else isa
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields

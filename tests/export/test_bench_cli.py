@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from surgery.cli import app
-from surgery.deploy.bench import time_alternating
+from surgery.deploy.bench import time_alternating, vector_isa
 from tests.tiny import recipe_data, write_recipe
 
 runner = CliRunner()
@@ -24,7 +24,7 @@ def report(tmp_path_factory) -> dict:
 
 
 def test_json_has_a_row_per_model_and_size_with_positive_timings(report):
-    assert set(report) == {"settings", "unit", "rows", "ratios", "accuracy"}
+    assert set(report) == {"settings", "machine", "unit", "rows", "ratios", "accuracy"}
     assert [(row["model"], row["img_size"]) for row in report["rows"]] == [
         ("vit_tiny_patch16_224", 32), ("FAR", 32), ("vit_tiny_patch16_224", 48), ("FAR", 48),
     ]
@@ -41,6 +41,21 @@ def test_ratios_compare_far_with_the_teacher_at_each_size(report):
     ]
     first = report["ratios"][0]
     assert first["onnx"] == pytest.approx(rows[("FAR", 32)]["onnx"]["median"] / rows[("vit_tiny_patch16_224", 32)]["onnx"]["median"])
+
+
+def test_the_cpu_and_its_vector_isa_are_named(report):
+    assert set(report["machine"]) == {"cpu", "isa", "onnxruntime"} and all(report["machine"].values())
+
+
+def test_vector_isa_is_the_widest_with_its_int8_extensions():
+    assert vector_isa({"sse4_2", "avx", "avx2", "avx_vnni"}) == "AVX2 (VNNI)"
+    assert vector_isa({"fp", "asimd", "asimddp"}) == "NEON (dot product)"
+
+
+def test_a_sequence_length_is_refused_for_an_image_model(tmp_path):
+    result = runner.invoke(app, ["bench", str(write_recipe(tmp_path, recipe_data())), "--seq-len", "128"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "--seq-len: an image model is timed at image sizes; give --img-size PIXELS (default 224 and 384)"
 
 
 def test_settings_follow_the_options(report):

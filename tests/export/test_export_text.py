@@ -1,4 +1,4 @@
-"""ONNX export of a text encoder: a two-layer BERT of 4 heads x 8 built from a config, every self-attention a BiLSTM.
+"""ONNX export and latency of a text encoder: a two-layer BERT of 4 heads x 8 built from a config, every self-attention a BiLSTM.
 
 The export is the sentence embedding (`input_ids`, `attention_mask` -> `sentence_embedding`), dynamic in batch and
 sequence; padded rows must give each sentence the embedding it has alone.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,13 @@ from typer.testing import CliRunner
 
 from far_modules import shrink_uniformly
 from surgery.cli import app
+from surgery.deploy.bench import BenchSettings, sequence_latency
 from surgery.deploy.export import EMBEDDING, TOKENS, Models, check_parity, export_onnx, models_from_recipe, parity_inputs, token_batch
 from surgery.errors import SurgeryError
 from surgery.recipe import dump_recipe, load_recipe
 from surgery.rewrite.plan import plan
 from surgery.rewrite.student import build_student
-from surgery.runs import RunDir
+from surgery.runs import RunDir, load_run
 from surgery.runs.record import SurgeryRecord
 from surgery.sentence import SentenceEncoder
 from tests.strategies import single_thread  # noqa: F401 - a fixture, used through pytestmark
@@ -119,11 +121,49 @@ def test_the_teacher_exports_too(models, tmp_path):
     assert result.lstm_nodes == 0 and result.max_abs_diff <= 1e-4
 
 
+def test_sequence_latency_gives_a_positive_median_per_length_and_leaves_the_model_alone(models, tmp_path):
+    student = copy.deepcopy(models.student).train()
+    timings = sequence_latency(student, [8, 24], BenchSettings(runs=3, warmup=1, eager=False), tmp_path / "work")
+    assert list(timings) == [8, 24]
+    assert all(0 < t.min <= t.median <= t.max for t in timings.values())
+    assert student.training and list((tmp_path / "work").iterdir()) == []
+
+
+def test_sequence_latency_refuses_lengths_beyond_the_position_table(models, tmp_path):
+    with pytest.raises(SurgeryError, match="takes 1 to 64 tokens; cannot time sequences of \\[65\\] tokens"):
+        sequence_latency(models.student, [16, 65], BenchSettings(runs=1, warmup=0), tmp_path)
+
+
 def test_cli_export_of_a_text_recipe(recipe, tmp_path):
     out = tmp_path / "far.onnx"
     result = runner.invoke(app, ["export", str(recipe), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert f"{LSTMS} LSTM nodes" in result.output and "sequence dynamic (input_ids, attention_mask -> sentence_embedding)" in result.output
+
+
+def test_cli_bench_of_a_text_recipe_times_both_models_at_each_length(recipe):
+    args = ["bench", str(recipe), "--seq-len", "8", "--seq-len", "24", "--runs", "2", "--warmup", "0", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    teacher = str(recipe.parent / "bert")
+    assert [(row["model"], row["tokens"]) for row in report["rows"]] == [(teacher, 8), ("FAR", 8), (teacher, 24), ("FAR", 24)]
+    assert all(row["onnx"]["median"] > 0 and row["eager"]["median"] > 0 and row["params"] > 0 for row in report["rows"])
+    assert [(r["model"], r["tokens"]) for r in report["ratios"]] == [("FAR", 8), ("FAR", 24)]
+    assert report["machine"]["isa"] and report["machine"]["cpu"]
+
+
+def test_cli_bench_text_table_names_tokens_and_the_cpu(recipe):
+    result = runner.invoke(app, ["bench", str(recipe), "--seq-len", "8", "--runs", "1", "--warmup", "0", "--no-eager", "--precision", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "tokens" in result.output and "ONNX Runtime 1." in result.output
+    assert re.search(r"FAR/.*bert at 8 tokens: ONNX Runtime ×\d+\.\d\d", result.output)
+
+
+def test_cli_bench_refuses_an_image_size_for_a_text_encoder(recipe):
+    result = runner.invoke(app, ["bench", str(recipe), "--img-size", "224"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "--img-size: a text encoder is timed at sequence lengths; give --seq-len N (default 128, 256 and 512)"
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +188,11 @@ def test_cli_export_of_a_text_run_writes_the_trained_student(text_run):
     assert result.exit_code == 0, result.output
     hidden = [a.i for n in onnx.load(str(text_run / "student.onnx")).graph.node if n.op_type == "LSTM" for a in n.attribute if a.name == "hidden_size"]
     assert hidden == [4] * LSTMS  # 8 units per head and direction, half kept
+
+
+def test_cli_bench_of_a_text_run_through_run_option(recipe, text_run):
+    args = ["bench", str(recipe), "--run", str(text_run), "--seq-len", "8", "--runs", "1", "--warmup", "0", "--no-eager", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {row["model"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["FAR"]["params"] == sum(p.numel() for p in load_run(text_run).parameters())
