@@ -5,8 +5,10 @@ attention, or the `SiteAdapter` around its substitute) stays one call that
 hwmodel's recorder expands by running it on zeros of the traced shapes; a model
 torch.fx cannot trace (a Hugging Face text model) is recorded whole, by running
 it on its example input. Block
-rows are the parents of the sites (`blocks.3`); ops outside them are grouped by
-their top-level module (`patch_embed`, `head`).
+rows are the layers holding a site: its nearest ancestor numbered in a container
+(`blocks.3` for `blocks.3.attn`, `encoder.layer.3` for BERT's
+`encoder.layer.3.attention.self`), else its parent; ops outside them are grouped
+by their top-level module (`patch_embed`, `head`).
 """
 
 from __future__ import annotations
@@ -73,10 +75,25 @@ def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Mod
 def price_model(
     model: nn.Module, sites: Collection[str], input_size: tuple[int, ...], device: Device, gpu: Gpu, policy: Policy
 ) -> ModelCost:
-    """One model's estimate with a row per block holding a site, and its GPU roofline."""
+    """One model's estimate with a row per layer holding a site, and its GPU roofline."""
     work = workload_of(model, sites, input_size)
-    rows = estimate(work, device, policy=policy, blocks=block_paths(sites))
+    rows = estimate(work, device, policy=policy, blocks=layer_paths(sites))
     return ModelCost(rows, roofline_total(work, gpu))
+
+
+def layer_paths(sites: Collection[str]) -> list[str]:
+    """The layer of each site, in order: its nearest ancestor numbered in a container, else its parent.
+
+    Example:
+        >>> layer_paths(["blocks.3.attn", "encoder.layer.0.attention.self", "attn_pool"])
+        ['blocks.3', 'encoder.layer.0', 'attn_pool']
+    """
+    layers = []
+    for site in sites:
+        parts = site.split(".")
+        numbered = [i for i in range(1, len(parts) - 1) if parts[i].isdigit()]
+        layers.append(".".join(parts[: numbered[-1] + 1]) if numbered else block_paths([site])[0])
+    return list(dict.fromkeys(layers))
 
 
 def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int, ...]) -> Workload:
