@@ -11,6 +11,7 @@ from rich.table import Table
 
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
 from surgery.runs.evaluate import evaluate_run
+from surgery.runs.report import COLUMNS
 from surgery.targets import resolve_target
 
 
@@ -19,14 +20,18 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="A finished run directory (runs/<name>).")],
     as_json: JsonOption = False,
 ) -> None:
-    """Replay the recorded surgery, load the safetensors weights strictly, and report top-1, params, MACs."""
+    """Replay the recorded surgery, load the safetensors weights strictly, and report top-1 (a text encoder: embedding
+    cosine, probe top-1, neighbour overlap), params, MACs."""
     results = evaluate_run(resolve_target(str(run), accepts=("run",)).run)
     if as_json:
         print_json(results)
         return
     table = Table(box=box.SIMPLE_HEAD, title=f"{run}: re-evaluated from disk")
-    for column in ("model", "top-1 (%)", "params (M)", "MACs (M)"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    columns = [column for column in COLUMNS if column[0] in results["student"]]
+    table.add_column("model")
+    for _, heading, *_ in columns:
+        table.add_column(heading, justify="right")
     for name, row in results.items():
-        table.add_row(name, f"{row['top1']:.2f}", f"{row['params'] / 1e6:.4f}", f"{row['macs'] / 1e6:.2f}")
+        table.add_row(name, *(form.format(row[key] * (scale[0] if scale else 1)) for key, _, form, *scale in columns))
     stdout.print(table)
+

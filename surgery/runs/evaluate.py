@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from surgery.data import build_val_loader
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
-from surgery.models import input_size
+from surgery.models import input_size, takes_tokens
 from surgery.recipe import load_recipe
 from surgery.runs.replay import load_run
 from surgery.runs.rundir import RunDir
 from surgery.train.distributed import init_distributed
-from surgery.train.evaluation import top1
+from surgery.train.evaluation import embedding_report, top1
 
 
 def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, float]]:
-    """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student."""
+    """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student; a text encoder's
+    embedding cosine, linear-probe top-1 and neighbour overlap to its teacher in place of top-1."""
     recipe = load_recipe(run.recipe)
     if recipe.data is None:
         raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
     ctx = init_distributed("cpu")
+    teacher = load_run(run.root, which="teacher")
+    size = input_size(teacher, recipe.model.input_size)
+    loader = partial(build_val_loader, recipe.data, size, batch_size, seed=recipe.seed, model=teacher)
     results = {}
-    for which in ("teacher", "student"):
-        model = load_run(run.root, which=which)
-        size = input_size(model, recipe.model.input_size)
-        val = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed, model=model)
+    for which, model in (("teacher", teacher), ("student", load_run(run.root))):
         counts = count(model, size)
-        results[which] = {"top1": top1(model, val, ctx), "params": counts.params, "macs": counts.macs}
+        if takes_tokens(model):
+            measured = embedding_report(model, teacher, loader(), loader(split="train"), ctx)
+        else:
+            measured = {"top1": top1(model, loader(), ctx)}
+        results[which] = {**measured, "params": counts.params, "macs": counts.macs}
     return results

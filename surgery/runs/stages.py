@@ -28,7 +28,7 @@ from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object
 from surgery.train.engine import Engine, Evaluator, Objective
-from surgery.train.evaluation import NEIGHBOURS, block_fidelity, embedding_cosine, embeddings, neighbour_overlap, probe_accuracy, top1
+from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, top1
 from surgery.train.objectives import ce_objective, distill_objective, embedding_objective, finetune_objective, prune_objective
 
 StageRunner = Callable[[RunState, Any, int, dict | None], None]
@@ -173,7 +173,7 @@ def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: Evalua
     if "top1" in metrics:
         measured["top1"] = top1(model, val, state.ctx)
     if "embedding" in metrics:
-        measured.update(_embedding_metrics(state, model, val))
+        measured.update(embedding_report(model, state.teacher, val, _val_loader(state, split="train"), state.ctx))
     if "fidelity" in metrics:
         fidelity = block_fidelity(state.teacher, model, state.block_paths, val, state.ctx)
         measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
@@ -193,18 +193,6 @@ def _latency(model: nn.Module, stage: EvaluateStage) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="surgery-latency-") as workdir:
         timings = sequence_latency(model, stage.latency_lengths, BenchSettings(eager=False), Path(workdir))
     return {str(length): timing.median for length, timing in timings.items()}
-
-
-def _embedding_metrics(state: RunState, model: nn.Module, val: DataLoader) -> dict[str, float]:
-    """Held-out cosine to the teacher's embeddings, linear-probe top-1 (fit on the training split), neighbour overlap."""
-    reference, _ = embeddings(state.teacher, val, state.ctx)
-    held_out = embeddings(model, val, state.ctx)
-    fitted_on = embeddings(model, _val_loader(state, split="train"), state.ctx)
-    return {
-        "embedding_cosine": embedding_cosine(held_out[0], reference),
-        "probe_top1": probe_accuracy(fitted_on, held_out),
-        f"neighbour_overlap@{NEIGHBOURS}": neighbour_overlap(held_out[0], reference),
-    }
 
 
 def _loaders(state: RunState, batch_size: int, label_smoothing: float = 0.0) -> Loaders:

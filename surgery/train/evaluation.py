@@ -74,6 +74,18 @@ def embeddings(model: nn.Module, loader: DataLoader, ctx: DistContext) -> tuple[
     return gather_rows(torch.cat(rows), ctx), gather_rows(torch.cat(labels), ctx)
 
 
+def embedding_report(model: nn.Module, teacher: nn.Module, val: DataLoader, train: DataLoader, ctx: DistContext) -> dict[str, float]:
+    """A text encoder judged against `teacher` on `val`: embedding cosine, linear-probe top-1 (the probe fit on `train`,
+    a fixed-order loader of the training split), and top-10 neighbour overlap."""
+    reference, _ = embeddings(teacher, val, ctx)
+    held_out = embeddings(model, val, ctx)
+    return {
+        "embedding_cosine": embedding_cosine(held_out[0], reference),
+        "probe_top1": probe_accuracy(embeddings(model, train, ctx), held_out),
+        f"neighbour_overlap@{NEIGHBOURS}": neighbour_overlap(held_out[0], reference),
+    }
+
+
 def embedding_cosine(embedded: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean cosine of each row to the reference's row for the same example."""
     return F.cosine_similarity(embedded, reference, dim=-1).mean().item()

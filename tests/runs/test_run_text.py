@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from surgery.cli import app
 from surgery.recipe import load_recipe
 from surgery.runs import apply_recipe
+from surgery.runs.evaluate import evaluate_run
 from tests.text import text_recipe, write_corpus, write_tiny_bert
 from tests.tiny import to_yaml
 
@@ -42,6 +43,9 @@ def test_a_text_run_reports_embedding_metrics_latency_and_pruning_for_every_mode
     assert 0 < pruned["kept_fraction"] < 1 and pruned["params"] < student["params"]
     assert "top1" not in student and "cosine to teacher" in run.report_md.read_text()
     assert report["cost"]["student"]["latency_s"] > 0 and report["cost"]["teacher"]["write_crossbars"] > 0
+    again = evaluate_run(run)  # the student rebuilt from disk is the pruned one, measured the same way
+    for key in ("embedding_cosine", "probe_top1", "neighbour_overlap@10", "params", "macs"):
+        assert again["student"][key] == pytest.approx(pruned[key], abs=1e-5) and again["teacher"][key] == pytest.approx(teacher[key], abs=1e-5)
 
 
 @pytest.mark.parametrize(
