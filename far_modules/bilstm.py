@@ -217,7 +217,8 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
     d, heads = module.head_dim, module.num_heads
     if value is None or proj is None:
         raise ValueError(
-            f"init='attention' needs a source with a qkv (or v, value) Linear and a proj Linear (or no output projection), got {type(source).__name__}"
+            f"init='attention' needs a source with a qkv, kv or value Linear ({', '.join(_VALUE_NAMES)}) and an output projection "
+            f"({', '.join(_PROJ_NAMES)}) or none, got {type(source).__name__}"
         )
     weight, bias = proj
     out_features, in_features = weight.shape if weight is not None else (heads * d, heads * d)
@@ -238,11 +239,15 @@ def copy_attention_projections(module: MultiHeadBiLSTM, source: nn.Module | None
     _copy_bias(module.out_proj, bias)
 
 
-_QKV_NAMES = ("qkv", "kv", "q", "k", "v", "query", "key", "value")
+_VALUE_NAMES = ("v", "value", "v_proj", "v_lin")
+"""A separate value projection: timm's `v`, BERT's `value`, BART/CLIP's `v_proj`, DistilBERT's `v_lin`."""
+_QKV_NAMES = ("qkv", "kv", "q", "k", "query", "key", "q_proj", "k_proj", "q_lin", "k_lin", *_VALUE_NAMES)
+_PROJ_NAMES = ("proj", "out_proj", "o_proj", "out_lin")
+"""The attention's own output projection: timm's `proj`, BART/CLIP's `out_proj`, Llama-style `o_proj`, DistilBERT's `out_lin`."""
 
 
 def _value_projection(source: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """(weight, bias) of the value projection, from a fused `qkv`, a fused `kv` (PVT, Twins) or a separate `v` (`value`) Linear."""
+    """(weight, bias) of the value projection, from a fused `qkv`, a fused `kv` (PVT, Twins) or a separate one (`_VALUE_NAMES`)."""
     qkv, kv = getattr(source, "qkv", None), getattr(source, "kv", None)
     if isinstance(qkv, nn.Linear) and qkv.out_features % 3 == 0:
         width = qkv.out_features // 3
@@ -251,17 +256,18 @@ def _value_projection(source: nn.Module | None) -> tuple[torch.Tensor, torch.Ten
     if isinstance(kv, nn.Linear) and kv.out_features % 2 == 0:
         width = kv.out_features // 2
         return kv.weight[width:], kv.bias[width:] if kv.bias is not None else None
-    v = next((m for m in (getattr(source, "v", None), getattr(source, "value", None)) if isinstance(m, nn.Linear)), None)
+    v = next((m for m in (getattr(source, name, None) for name in _VALUE_NAMES) if isinstance(m, nn.Linear)), None)
     return (v.weight, v.bias) if v is not None else None
 
 
 def _output_projection(source: nn.Module | None) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
-    """(weight, bias) of the attention's `proj`; (None, None), the identity, when its only Linears are its q/k/v
-    projections; None when it projects its output some other way."""
-    proj = getattr(source, "proj", None)
-    if isinstance(proj, nn.Linear):
+    """(weight, bias) of the attention's `proj` (`out_proj`, ...); (None, None), the identity, when its only Linears are
+    its q/k/v projections; None when it projects its output some other way."""
+    named = [getattr(source, name, None) for name in _PROJ_NAMES]
+    proj = next((module for module in named if isinstance(module, nn.Linear)), None)
+    if proj is not None:
         return proj.weight, proj.bias
-    if source is None or proj is not None:
+    if source is None or any(module is not None for module in named):
         return None
     others = [name for name, child in source.named_modules() if isinstance(child, nn.Linear) and name not in _QKV_NAMES]
     return None if others else (None, None)

@@ -121,3 +121,45 @@ def test_a_bad_model_field_is_refused_in_one_line_at_its_key(tmp_path, name: str
         plan_and_build(load_recipe(path), "meta")
     text = str(caught.value)
     assert re.match(rf"{re.escape(str(path))}:{line}:\d+: .*{message}", text) and "\n" not in text, text
+
+
+def _encoder_folder(root, kind: str):
+    import transformers
+
+    width = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64, "vocab_size": 500}
+    configs = {
+        "roberta": lambda: transformers.RobertaConfig(**width, max_position_embeddings=40),
+        "electra": lambda: transformers.ElectraConfig(**width, embedding_size=16, max_position_embeddings=40),
+        "distilbert": lambda: transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=500, max_position_embeddings=40),
+    }
+    path = root / kind
+    transformers.AutoModel.from_config(configs[kind]()).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "site", "value", "proj"),
+    [
+        ("roberta", "encoder.layer.0.attention.self", "value", None),
+        ("electra", "encoder.layer.0.attention.self", "value", None),
+        ("distilbert", "transformer.layer.0.attention", "v_lin", "out_lin"),
+    ],
+)
+def test_other_encoders_plan_with_their_own_projection_names_and_keep_padding_out(tmp_path, kind: str, site: str, value: str, proj: str | None) -> None:
+    path = _encoder_folder(tmp_path, kind)
+    rewrite = {"select": {"path": "*"}, "substitute": "bilstm", "params": {"init": "attention"}}
+    recipe = recipe_from_data({"name": kind, "model": {"name": str(path), "source": "transformers", "pretrained": True, "input_size": [12]}, "rewrites": [rewrite]})
+    torch.manual_seed(0)
+    plan, teacher, student = plan_and_build(recipe, "cpu")
+    assert len(plan.steps) == 2 and plan.selected_paths[0] == site
+    attention, bilstm = teacher.get_submodule(site), substitutes(student)[site]
+    torch.testing.assert_close(bilstm.in_proj.weight, getattr(attention, value).weight, rtol=0, atol=0)
+    if proj is not None:  # both directions of each head start as half the attention's output projection
+        halves = getattr(attention, proj).weight.view(32, 4, 1, 8).expand(-1, -1, 2, -1).reshape(32, 64) / 2
+        torch.testing.assert_close(bilstm.out_proj.weight, halves, rtol=0, atol=0)
+    ids, mask = torch.randint(5, 500, (2, 12)), torch.ones(2, 12, dtype=torch.long)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        full = student(input_ids=ids, attention_mask=mask).last_hidden_state
+        cut = student(input_ids=ids[1:, :7], attention_mask=mask[1:, :7]).last_hidden_state
+    torch.testing.assert_close(full[1, :7], cut[0], atol=1e-5, rtol=1e-5)
