@@ -25,9 +25,10 @@ from torch import nn
 
 from far_modules import shrink_uniformly
 from surgery.deploy.bench import BenchRow, BenchSettings, bench
-from surgery.deploy.export import models_from_recipe, models_from_run
+from surgery.deploy.export import models_from_recipe
 from surgery.recipe import recipe_from_data
 from surgery.runs import RunDir
+from surgery.runs.trained import models_from_run
 
 SCALES = {"tiny": "deit_tiny_patch16_224", "small": "deit_small_patch16_224", "base": "deit_base_patch16_224"}
 

@@ -32,9 +32,10 @@ from surgery.deploy.bench import (
     size_of,
     to_json,
 )
-from surgery.deploy.export import Models, load_models
+from surgery.deploy.export import Models
 from surgery.deploy.int8 import PrecisionAccuracy, int8_accuracy
 from surgery.errors import SurgeryError
+from surgery.runs.trained import load_models
 from surgery.targets import Target, resolve_target
 
 IMAGE_SIZES, TEXT_LENGTHS = (224, 384), (128, 256, 512)

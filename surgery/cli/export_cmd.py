@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
-from surgery.deploy.export import EMBEDDING, TOKENS, ExportResult, export_onnx, load_models
+from surgery.deploy.export import EMBEDDING, TOKENS, ExportResult, export_onnx
+from surgery.runs.trained import load_models
 from surgery.targets import Target, resolve_target
 
 

@@ -26,14 +26,11 @@ import torch
 from torch import nn
 
 from surgery.errors import SurgeryError
-from surgery.models import input_size as model_input_size
 from surgery.models import one_line, takes_tokens
-from surgery.recipe import Recipe, load_recipe
+from surgery.recipe import Recipe
 from surgery.recipe.schema import ExportSpec
 from surgery.rewrite.student import plan_and_build
-from surgery.runs import RunDir, load_run
 from surgery.sentence import SentenceEncoder
-from surgery.targets import Target
 
 INPUT, OUTPUT = "image", "logits"
 TOKENS, EMBEDDING = ("input_ids", "attention_mask"), "sentence_embedding"
@@ -70,19 +67,6 @@ class Models:
     input_size: tuple[int, ...]
     """(C, H, W), or (N,) tokens for a text encoder."""
     spec: ExportSpec
-
-
-def load_models(target: Target) -> Models:
-    """A run's trained models, or a recipe's (or timm name's) planned ones with random weights."""
-    return models_from_run(target.run) if target.run is not None else models_from_recipe(target.recipe)
-
-
-def models_from_run(run: RunDir) -> Models:
-    """A finished run's trained teacher and student, rebuilt from disk."""
-    recipe = load_recipe(run.recipe)
-    student = load_run(run.root)
-    size = model_input_size(student, recipe.model.input_size)
-    return Models(recipe.model.name, load_run(run.root, "teacher").eval(), student, size, recipe.export)
 
 
 def models_from_recipe(recipe: Recipe) -> Models:
