@@ -15,40 +15,35 @@ Example:
     >>> student = surgery.build_student(teacher, surgery.plan(recipe, teacher))
 """
 
-from surgery.deploy.export import ExportResult, export_onnx
-from surgery.detect.sites import Site, find_sites
-from surgery.errors import Location, Problem, RecipeError, SurgeryError
-from surgery.measure.costing import CostReport, price_models
-from surgery.measure.counting import Counts, count
-from surgery.models import build_model, input_size
-from surgery.recipe import Recipe, check_recipe, load_recipe
-from surgery.rewrite.plan import Plan, Step, plan
-from surgery.rewrite.student import build_student
-from surgery.runs import RunDir, apply_recipe, load_run
+from surgery.lazy import lazy_exports
 
-__all__ = [
-    "CostReport",
-    "Counts",
-    "ExportResult",
-    "Location",
-    "Plan",
-    "Problem",
-    "Recipe",
-    "RecipeError",
-    "RunDir",
-    "Site",
-    "Step",
-    "SurgeryError",
-    "apply_recipe",
-    "build_model",
-    "build_student",
-    "check_recipe",
-    "count",
-    "export_onnx",
-    "find_sites",
-    "input_size",
-    "load_recipe",
-    "load_run",
-    "plan",
-    "price_models",
-]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CostReport": "surgery.measure.costing",
+        "Counts": "surgery.measure.counting",
+        "ExportResult": "surgery.deploy.export",
+        "Location": "surgery.errors",
+        "Plan": "surgery.rewrite.plan",
+        "Problem": "surgery.errors",
+        "Recipe": "surgery.recipe",
+        "RecipeError": "surgery.errors",
+        "RunDir": "surgery.runs",
+        "Site": "surgery.detect.sites",
+        "Step": "surgery.rewrite.plan",
+        "SurgeryError": "surgery.errors",
+        "apply_recipe": "surgery.runs",
+        "build_model": "surgery.models",
+        "build_student": "surgery.rewrite.student",
+        "check_recipe": "surgery.recipe",
+        "count": "surgery.measure.counting",
+        "export_onnx": "surgery.deploy.export",
+        "find_sites": "surgery.detect.sites",
+        "input_size": "surgery.models",
+        "load_recipe": "surgery.recipe",
+        "load_run": "surgery.runs",
+        "plan": "surgery.rewrite.plan",
+        "price_models": "surgery.measure.costing",
+    },
+)
+__all__ = ["CostReport", "Counts", "ExportResult", "Location", "Plan", "Problem", "Recipe", "RecipeError", "RunDir", "Site", "Step", "SurgeryError", "apply_recipe", "build_model", "build_student", "check_recipe", "count", "export_onnx", "find_sites", "input_size", "load_recipe", "load_run", "plan", "price_models"]

@@ -1,4 +1,9 @@
-"""The `surgery` command: a thin shell over the public API, one small module per command."""
+"""The `surgery` command: a thin shell over the public API, one small module per command.
+
+Command modules import the pipeline (torch, timm, onnxruntime) inside their functions, so
+`surgery --help` and `surgery schema` start without loading any of it and each command
+pays only for what it runs (`benchmarks/cli_latency.py` measures it).
+"""
 
 from __future__ import annotations
 

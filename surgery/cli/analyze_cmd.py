@@ -9,9 +9,6 @@ import typer
 from rich import box
 from rich.table import Table
 
-from surgery.analyze.dependency import dependency_maps
-from surgery.analyze.sparsity import analyze as analyze_sparsity
-from surgery.analyze.sparsity import plot_sparsity
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
 from surgery.errors import SurgeryError
 from surgery.targets import resolve_target
@@ -33,6 +30,10 @@ def analyze(
 
     Sparse sites (low entropy, high top mass, high Hoyer) are the ones a substitute replaces at least cost.
     """
+    from surgery.analyze.dependency import dependency_maps
+    from surgery.analyze.sparsity import analyze as analyze_sparsity
+    from surgery.analyze.sparsity import plot_sparsity
+
     if top_fraction <= 0:
         raise SurgeryError(f"--top-fraction must be in (0, 1], got {top_fraction}")
     resolved = resolve_target(target, accepts=("run", "recipe"))

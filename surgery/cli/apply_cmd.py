@@ -9,8 +9,6 @@ from typing import Annotated, Literal
 import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
-from surgery.runs import apply_recipe
-from surgery.runs.preflight import preflight
 from surgery.targets import resolve_target
 
 
@@ -26,6 +24,9 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only check what can be checked before training, print it, write nothing.")] = False,
 ) -> None:
     """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
+    from surgery.runs import apply_recipe
+    from surgery.runs.preflight import preflight
+
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     out = out or Path("runs") / loaded.name
     if dry_run:

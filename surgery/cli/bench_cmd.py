@@ -10,33 +10,22 @@ import copy
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from far_modules import shrink_uniformly
 from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stderr, stdout
-from surgery.deploy.bench import (
-    STUDENT,
-    BenchSettings,
-    Optimization,
-    Precision,
-    Row,
-    SequenceRow,
-    bench,
-    bench_sequences,
-    machine,
-    ratios,
-    size_of,
-    to_json,
-)
-from surgery.deploy.export import Models
-from surgery.deploy.int8 import PrecisionAccuracy, int8_accuracy
+from surgery.deploy.options import Optimization, Precision
 from surgery.errors import SurgeryError
-from surgery.runs.trained import load_models
 from surgery.targets import Target, resolve_target
+
+if TYPE_CHECKING:
+    from surgery.deploy.bench import BenchSettings, Row
+    from surgery.deploy.export import Models
+    from surgery.deploy.int8 import PrecisionAccuracy
+
 
 IMAGE_SIZES, TEXT_LENGTHS = (224, 384), (128, 256, 512)
 """What is timed when no --img-size (--seq-len) is given: the paper's two image sizes; three sequence lengths."""
@@ -67,6 +56,10 @@ def bench_command(
 
     With an image run and `--precision int8`, also the top-1 change int8 brings to each model on the run's validation split.
     """
+    from surgery.deploy.bench import STUDENT, BenchSettings, bench, bench_sequences, ratios, to_json
+    from surgery.deploy.int8 import int8_accuracy
+    from surgery.runs.trained import load_models
+
     resolved = _weights_from(resolve_target(target, overrides), run, overrides)
     if resolved.run and keep_ratio is not None:
         raise SurgeryError("--keep-ratio emulates pruned shapes on random weights; a run brings its own shapes")
@@ -106,6 +99,8 @@ def _sizes(text: bool, img_sizes: list[int] | None, seq_lens: list[int] | None) 
 
 
 def latency_table(rows: list[Row], settings: BenchSettings) -> Table:
+    from surgery.deploy.bench import SequenceRow, machine, size_of
+
     title = f"CPU latency, batch 1, 1 thread, {settings.precision}, median of {settings.runs} after {settings.warmup} warm-up (ms)"
     where = machine()
     caption = f"{where['cpu']}, {where['isa']}, ONNX Runtime {where['onnxruntime']}"
@@ -136,6 +131,8 @@ def _weights_from(target: Target, run: Path | None, overrides: list[str]) -> Tar
 
 
 def _emulate_pruning(models: Models, keep_ratio: float) -> Models:
+    from far_modules import shrink_uniformly
+
     try:
         student = shrink_uniformly(copy.deepcopy(models.student), keep_ratio)
     except ValueError as error:

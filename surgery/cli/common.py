@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 from rich.console import Console
 
 from surgery.errors import SurgeryError
-from surgery.rewrite.plan import Skip
+
+if TYPE_CHECKING:
+    from surgery.rewrite.plan import Skip
 
 F = TypeVar("F", bound=Callable[..., object])
 

@@ -8,10 +8,6 @@ from typing import Annotated, Literal
 import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stderr, stdout, warn_skipped
-from surgery.cli.render import cost_tables
-from surgery.measure.costing import price_models
-from surgery.measure.plots import plot_energy
-from surgery.rewrite.student import plan_and_build
 from surgery.targets import resolve_target
 
 
@@ -34,6 +30,11 @@ def cost(
     as_json: JsonOption = False,
 ) -> None:
     """Latency, energy, memory traffic, crossbars, area and ADC share, per block and in total; no weights needed."""
+    from surgery.cli.render import cost_tables
+    from surgery.measure.costing import price_models
+    from surgery.measure.plots import plot_energy
+    from surgery.rewrite.student import plan_and_build
+
     recipe = resolve_target(target, [*overrides, *option_overrides(img_size, policy, preset, gpu)], accepts=("recipe", "model")).recipe
     planned = plan_and_build(recipe, device)
     warn_skipped(planned[0].skipped)

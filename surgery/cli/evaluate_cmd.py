@@ -10,8 +10,6 @@ from rich import box
 from rich.table import Table
 
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
-from surgery.runs.evaluate import evaluate_run
-from surgery.runs.report import COLUMNS
 from surgery.targets import resolve_target
 
 
@@ -22,6 +20,9 @@ def evaluate(
 ) -> None:
     """Replay the recorded surgery, load the safetensors weights strictly, and report top-1 (a text encoder: embedding
     cosine, probe top-1, neighbour overlap), params, MACs."""
+    from surgery.runs.evaluate import evaluate_run
+    from surgery.runs.report import COLUMNS
+
     results = evaluate_run(resolve_target(str(run), accepts=("run",)).run)
     if as_json:
         print_json(results)

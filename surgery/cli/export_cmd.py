@@ -6,14 +6,16 @@ A text encoder exports as its sentence embedding: `input_ids`, `attention_mask` 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
-from surgery.deploy.export import EMBEDDING, TOKENS, ExportResult, export_onnx
-from surgery.runs.trained import load_models
 from surgery.targets import Target, resolve_target
+
+if TYPE_CHECKING:
+    from surgery.deploy.export import ExportResult
+
 
 
 @handles_errors
@@ -26,6 +28,9 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Write the student to ONNX, then check its LSTM nodes and its parity with PyTorch in ONNX Runtime (export.atol)."""
+    from surgery.deploy.export import export_onnx
+    from surgery.runs.trained import load_models
+
     resolved = resolve_target(target, overrides)
     models = load_models(resolved)
     spec = models.spec if opset is None else models.spec.model_copy(update={"opset": opset})
@@ -42,6 +47,8 @@ def export(
 
 def _text_io(result: ExportResult) -> str:
     """What a text encoder's file takes and gives; nothing for an image model."""
+    from surgery.deploy.export import EMBEDDING, TOKENS
+
     return f", sequence dynamic ({', '.join(TOKENS)} -> {EMBEDDING})" if len(result.input_size) == 1 else ""
 
 

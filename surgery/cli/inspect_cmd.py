@@ -8,12 +8,8 @@ from typing import Annotated
 
 import typer
 
-from surgery.analyze.coverage import check_families, coverage
 from surgery.cli.common import DeviceOption, JsonOption, handles_errors, print_json, stdout
-from surgery.cli.render import families_table, sites_table
-from surgery.detect.sites import find_sites
 from surgery.errors import SurgeryError
-from surgery.models import build_model, example_input, input_size
 from surgery.targets import resolve_target
 
 KwargOption = Annotated[
@@ -33,6 +29,10 @@ def inspect(
     as_json: JsonOption = False,
 ) -> None:
     """List every attention site: path, class, heads, widths, tokens, how it is adapted, and the products found."""
+    from surgery.cli.render import sites_table
+    from surgery.detect.sites import find_sites
+    from surgery.models import build_model, example_input, input_size
+
     if all_families:
         if model is not None or kwargs:
             raise SurgeryError("--all-families checks its own list of models; give no MODEL or --kwarg with it")
@@ -65,6 +65,9 @@ def parse_kwargs(items: list[str]) -> dict[str, object]:
 
 def _all_families(as_json: bool) -> None:
     """`surgery.analyze.coverage` over every family: sites, rewrite, forward, one distillation step, ONNX export."""
+    from surgery.analyze.coverage import check_families, coverage
+    from surgery.cli.render import families_table
+
     with stdout.status("checking timm attention families") as status:
         results = []
         for result in check_families(progress=lambda r: status.update(f"checked {r.family}")):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
 
-from surgery.analyze.coverage import FamilyResult
-from surgery.detect.sites import Site
-from surgery.measure.summary import PlanSummary
 from surgery.measure.tables import NOTE, Row, block_columns, block_rows, cost_title, total_columns, total_rows
+
+if TYPE_CHECKING:  # types only: importing analyze would load the data pipeline for every plan
+    from surgery.analyze.coverage import FamilyResult
+    from surgery.detect.sites import Site
+    from surgery.measure.summary import PlanSummary
 
 
 def sites_table(title: str, sites: list[Site]) -> Table:

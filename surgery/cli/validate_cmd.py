@@ -9,7 +9,6 @@ import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
 from surgery.recipe import check_recipe
-from surgery.runs.head import check_head
 from surgery.targets import resolve_target
 
 
@@ -19,6 +18,8 @@ def validate(
     overrides: SetOption = [],
 ) -> None:
     """Exit 0 when the recipe is valid; otherwise print FILE:LINE:COL: message lines and exit 2."""
+    from surgery.runs.head import check_head
+
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     check_recipe(loaded)
     note = check_head(loaded)

@@ -9,7 +9,19 @@ Example:
     (16, 3, 16, 16)
 """
 
-from surgery.data.folder import check_folders
-from surgery.data.loaders import Loaders, build_loaders, build_val_loader, class_count, per_rank_batch, set_epoch, train_size
+from surgery.lazy import lazy_exports
 
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Loaders": "surgery.data.loaders",
+        "build_loaders": "surgery.data.loaders",
+        "build_val_loader": "surgery.data.loaders",
+        "check_folders": "surgery.data.folder",
+        "class_count": "surgery.data.loaders",
+        "per_rank_batch": "surgery.data.loaders",
+        "set_epoch": "surgery.data.loaders",
+        "train_size": "surgery.data.loaders",
+    },
+)
 __all__ = ["Loaders", "build_loaders", "build_val_loader", "check_folders", "class_count", "per_rank_batch", "set_epoch", "train_size"]

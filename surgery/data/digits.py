@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from surgery.data.splits import Splits
@@ -22,6 +20,8 @@ MAX_VALUE = 16.0  # load_digits pixels are counts 0..16
 
 def split_indices(labels: np.ndarray, val_fraction: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) indices: stratified, and fixed by `split_seed` alone so every run holds out the same images."""
+    from sklearn.model_selection import train_test_split  # scikit-learn loads in seconds: only when digits are read
+
     return train_test_split(
         np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=split_seed
     )
@@ -29,13 +29,13 @@ def split_indices(labels: np.ndarray, val_fraction: float, split_seed: int) -> t
 
 def digits_train_size(data: DigitsData) -> int:
     """Images in the training split, without resizing any."""
-    _, labels = load_digits(return_X_y=True)
+    _, labels = _load_digits()
     return len(split_indices(labels, data.val_fraction, data.split_seed)[0])
 
 
 def digits_splits(data: DigitsData, input_size: tuple[int, int, int]) -> Splits:
     """Digits resized once to `input_size`, normalised with the training split's statistics."""
-    images, labels = load_digits(return_X_y=True)
+    images, labels = _load_digits()
     train_idx, val_idx = (torch.as_tensor(i) for i in split_indices(labels, data.val_fraction, data.split_seed))
     x = resize(torch.as_tensor(images, dtype=torch.float32).div(MAX_VALUE).view(-1, 1, 8, 8), input_size)
     train = x[train_idx]
@@ -47,6 +47,12 @@ def digits_splits(data: DigitsData, input_size: tuple[int, int, int]) -> Splits:
         TensorDataset(_repeat(x[val_idx], channels), y[val_idx]),
         NUM_CLASSES,
     )
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    return load_digits(return_X_y=True)
 
 
 def resize(x: torch.Tensor, input_size: tuple[int, int, int]) -> torch.Tensor:

@@ -3,7 +3,16 @@
 A finished run's models come through `surgery.runs.trained` (runs come after deploy in the data flow).
 """
 
-from surgery.deploy.bench import BenchSettings, bench
-from surgery.deploy.export import ExportResult, Models, export_onnx, models_from_recipe
+from surgery.lazy import lazy_exports
 
-__all__ = ["BenchSettings", "ExportResult", "Models", "bench", "export_onnx", "models_from_recipe"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BenchSettings": "surgery.deploy.bench",
+        "ExportResult": "surgery.deploy.export",
+        "Models": "surgery.deploy.export",
+        "export_onnx": "surgery.deploy.export",
+        "models_from_recipe": "surgery.deploy.export",
+    },
+)
+__all__ = ["BenchSettings", "ExportResult", "Models", "export_onnx", "models_from_recipe"]

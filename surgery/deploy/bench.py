@@ -28,7 +28,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import onnxruntime as ort
 import torch
@@ -36,6 +35,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
 from surgery.deploy.export import INPUT, export_onnx, token_batch
+from surgery.deploy.options import Optimization, Precision
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
 from surgery.models import input_size, sequence_length
@@ -45,8 +45,6 @@ from surgery.sentence import SentenceEncoder
 STUDENT = "FAR"
 """How reports name the student beside its teacher (named by its timm model)."""
 
-Precision = Literal["fp32", "int8"]
-Optimization = Literal["disable", "basic", "extended", "all"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """Semantic checks of a validated recipe that need no model built: names timm and the registry must know.
 
+timm and the substitute registry (both import torch) load when a check runs, not when recipes are imported:
+reading, dumping and describing recipes (`surgery schema`) stays free of torch.
+
 A transformers model's name (a directory, a hub id or the packaged alias) is checked when it is built.
 """
 
@@ -7,10 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import timm
-
-import far_modules
-from far_modules.registry import UnknownNameError
 from surgery.errors import Problem, RecipeError
 from surgery.recipe.data import WikiData
 from surgery.recipe.hardware import hardware_problems
@@ -40,6 +39,8 @@ def _model_problems(recipe: Recipe) -> Iterator[Problem]:
     spec = recipe.model
     if spec.source == "timm" and not _is_timm_model(spec.name):
         architecture = spec.name.split(".", 1)[0]
+        import timm
+
         hint = did_you_mean(architecture, timm.list_models()) or "; see timm.list_models()"
         yield Problem(recipe.location_of(("model", "name")), f"model.name: unknown timm model {spec.name!r}{hint}")
     yield from _kind_problems(recipe)
@@ -72,12 +73,17 @@ def _stage_misfits(stage: Stage, text: bool) -> Iterator[tuple[str, str]]:
 
 def _is_timm_model(name: str) -> bool:
     """A timm architecture, with or without a pretrained tag; "hf-hub:" style sources are checked when built."""
+    import timm
+
     return ":" in name or timm.is_model(name.split(".", 1)[0])
 
 
 def _rewrite_problems(recipe: Recipe, index: int, rewrite: Rewrite) -> Iterator[Problem]:
+    from far_modules import substitute_options
+    from far_modules.registry import UnknownNameError
+
     try:
-        options = far_modules.substitute_options(rewrite.substitute)
+        options = substitute_options(rewrite.substitute)
     except UnknownNameError as error:
         yield Problem(recipe.location_of(("rewrites", index, "substitute")), f"rewrites.{index}.substitute: {error}")
         return

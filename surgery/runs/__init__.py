@@ -1,8 +1,14 @@
-"""Runs: the stage interpreter behind `surgery apply`, its run directory, report, and replay."""
+"""Runs: the stage interpreter behind `surgery apply`, its run directory, report, and replay (`surgery.runs.replay`)."""
 
-from surgery.runs.interpreter import apply_recipe
-from surgery.runs.record import SurgeryRecord
-from surgery.runs.replay import load_run, replay
-from surgery.runs.rundir import RunDir
+from surgery.lazy import lazy_exports
 
-__all__ = ["RunDir", "SurgeryRecord", "apply_recipe", "load_run", "replay"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "RunDir": "surgery.runs.rundir",
+        "SurgeryRecord": "surgery.runs.record",
+        "apply_recipe": "surgery.runs.interpreter",
+        "load_run": "surgery.runs.replay",
+    },
+)
+__all__ = ["RunDir", "SurgeryRecord", "apply_recipe", "load_run"]

@@ -12,9 +12,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader
@@ -114,6 +111,10 @@ def _neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
 def probe_accuracy(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor]) -> float:
     """Top-1 (percent) on `val` of a linear probe fit on `train` (embeddings, labels): standardised features,
     multinomial logistic regression, the same recipe for every model compared."""
+    from sklearn.linear_model import LogisticRegression  # scikit-learn loads in seconds: only where a probe is fit
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     probe.fit(train[0].numpy(), train[1].numpy())
     return 100.0 * float(probe.score(val[0].numpy(), val[1].numpy()))
