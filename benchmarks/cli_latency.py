@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-from surgery.deploy.bench import machine
-
 FLOOR = "import torch, timm"
 COMMANDS: dict[str, list[str]] = {
     "floor F: import torch, timm": [sys.executable, "-c", FLOOR],
@@ -60,6 +58,8 @@ def measure(repeats: int) -> dict[str, list[tuple[float, int]]]:
 
 
 def markdown(results: dict[str, list[tuple[float, int]]], repeats: int) -> str:
+    from surgery.deploy.bench import machine  # after measuring: a child's peak RSS counts its parent's from before exec
+
     where = machine()
     floor = statistics.median(seconds for seconds, _ in results[next(iter(results))])
     lines = [

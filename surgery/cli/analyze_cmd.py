@@ -11,7 +11,6 @@ from rich.table import Table
 
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
 from surgery.errors import SurgeryError
-from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -33,6 +32,7 @@ def analyze(
     from surgery.analyze.dependency import dependency_maps
     from surgery.analyze.sparsity import analyze as analyze_sparsity
     from surgery.analyze.sparsity import plot_sparsity
+    from surgery.targets import resolve_target
 
     if top_fraction <= 0:
         raise SurgeryError(f"--top-fraction must be in (0, 1], got {top_fraction}")

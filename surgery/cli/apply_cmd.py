@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
-from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -26,6 +25,7 @@ def apply(
     """Train and evaluate the recipe's stages; under torchrun each process takes its share of the batch."""
     from surgery.runs import apply_recipe
     from surgery.runs.preflight import preflight
+    from surgery.targets import resolve_target
 
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     out = out or Path("runs") / loaded.name

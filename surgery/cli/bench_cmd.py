@@ -19,12 +19,12 @@ from rich.table import Table
 from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stderr, stdout
 from surgery.deploy.options import Optimization, Precision
 from surgery.errors import SurgeryError
-from surgery.targets import Target, resolve_target
 
 if TYPE_CHECKING:
     from surgery.deploy.bench import BenchSettings, Row
     from surgery.deploy.export import Models
     from surgery.deploy.int8 import PrecisionAccuracy
+    from surgery.targets import Target
 
 
 IMAGE_SIZES, TEXT_LENGTHS = (224, 384), (128, 256, 512)
@@ -59,6 +59,7 @@ def bench_command(
     from surgery.deploy.bench import STUDENT, BenchSettings, bench, bench_sequences, ratios, to_json
     from surgery.deploy.int8 import int8_accuracy
     from surgery.runs.trained import load_models
+    from surgery.targets import resolve_target
 
     resolved = _weights_from(resolve_target(target, overrides), run, overrides)
     if resolved.run and keep_ratio is not None:
@@ -119,6 +120,8 @@ def latency_table(rows: list[Row], settings: BenchSettings) -> Table:
 
 def _weights_from(target: Target, run: Path | None, overrides: list[str]) -> Target:
     """What is benched: the target, or with `--run` that run, which must have trained the target's model."""
+    from surgery.targets import resolve_target
+
     if run is None:
         return target
     if target.run is not None:

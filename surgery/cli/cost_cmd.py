@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stderr, stdout, warn_skipped
-from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -34,6 +33,7 @@ def cost(
     from surgery.measure.costing import price_models
     from surgery.measure.plots import plot_energy
     from surgery.rewrite.student import plan_and_build
+    from surgery.targets import resolve_target
 
     recipe = resolve_target(target, [*overrides, *option_overrides(img_size, policy, preset, gpu)], accepts=("recipe", "model")).recipe
     planned = plan_and_build(recipe, device)

@@ -10,7 +10,6 @@ from rich import box
 from rich.table import Table
 
 from surgery.cli.common import JsonOption, handles_errors, print_json, stdout
-from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -22,6 +21,7 @@ def evaluate(
     cosine, probe top-1, neighbour overlap), params, MACs."""
     from surgery.runs.evaluate import evaluate_run
     from surgery.runs.report import COLUMNS
+    from surgery.targets import resolve_target
 
     results = evaluate_run(resolve_target(str(run), accepts=("run",)).run)
     if as_json:

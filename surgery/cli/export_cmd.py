@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from surgery.cli.common import JsonOption, SetOption, TargetArgument, handles_errors, print_json, stdout
-from surgery.targets import Target, resolve_target
 
 if TYPE_CHECKING:
     from surgery.deploy.export import ExportResult
+    from surgery.targets import Target
 
 
 
@@ -30,6 +30,7 @@ def export(
     """Write the student to ONNX, then check its LSTM nodes and its parity with PyTorch in ONNX Runtime (export.atol)."""
     from surgery.deploy.export import export_onnx
     from surgery.runs.trained import load_models
+    from surgery.targets import resolve_target
 
     resolved = resolve_target(target, overrides)
     models = load_models(resolved)
@@ -53,4 +54,5 @@ def _text_io(result: ExportResult) -> str:
 
 
 def default_path(target: Target) -> Path:
+
     return target.run.root / "student.onnx" if target.run is not None else Path(f"{Path(target.text).stem}.onnx")

@@ -10,7 +10,6 @@ import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, handles_errors, print_json, stdout
 from surgery.errors import SurgeryError
-from surgery.targets import resolve_target
 
 KwargOption = Annotated[
     list[str],
@@ -32,6 +31,7 @@ def inspect(
     from surgery.cli.render import sites_table
     from surgery.detect.sites import find_sites
     from surgery.models import build_model, example_input, input_size
+    from surgery.targets import resolve_target
 
     if all_families:
         if model is not None or kwargs:

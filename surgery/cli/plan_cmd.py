@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import DeviceOption, JsonOption, SetOption, handles_errors, print_json, stdout, warn_skipped
-from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -21,6 +20,7 @@ def plan(
     """Trace, detect, select and rewrite without training or weights; print what changes, in counts and hardware cost."""
     from surgery.cli.render import cost_tables, plan_table, totals_table
     from surgery.measure.summary import summarize_recipe
+    from surgery.targets import resolve_target
 
     summary = summarize_recipe(resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe, device)
     warn_skipped(summary.skipped)

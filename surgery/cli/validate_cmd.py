@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from surgery.cli.common import SetOption, handles_errors, stdout
-from surgery.recipe import check_recipe
-from surgery.targets import resolve_target
 
 
 @handles_errors
@@ -18,7 +16,9 @@ def validate(
     overrides: SetOption = [],
 ) -> None:
     """Exit 0 when the recipe is valid; otherwise print FILE:LINE:COL: message lines and exit 2."""
+    from surgery.recipe import check_recipe
     from surgery.runs.head import check_head
+    from surgery.targets import resolve_target
 
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     check_recipe(loaded)
