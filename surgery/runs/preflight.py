@@ -49,7 +49,7 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
             raise SurgeryError(f"{where}: {error}" if where else str(error)) from error
         checked.append(f"data folders: {recipe.data.root / recipe.data.train_split}, {recipe.data.root / recipe.data.val_split}")
     recipe, head = fit_head(recipe)
-    checked.append(f"classifier: {head or ('matches the data' if recipe.data else 'no data section')}")
+    checked.append(f"classifier: {head or _classifier_note(recipe)}")
     if recipe.data is not None:
         checked.append(check_batches(recipe, world_size))
     checked.append(_check_plan(recipe))
@@ -70,14 +70,23 @@ def check_stage_order(recipe: Recipe) -> None:
 def check_batches(recipe: Recipe, world_size: int) -> str:
     """Every training stage's per-process batch fits in one process's share of the training split (full batches only)."""
     assert recipe.data is not None, "only recipes with data train"
-    images = train_size(recipe.data) // world_size
+    examples = train_size(recipe.data) // world_size
+    kind = "articles" if recipe.model.source == "transformers" else "images"
     for index, stage in enumerate(recipe.stages):
         if isinstance(stage, TrainingStage):
             batch = per_rank_batch(stage.batch_size // stage.grad_accum_steps, world_size)
-            if images < batch:
+            if examples < batch:
                 where = recipe.location_of(("stages", index, "batch_size")) or f"stages.{index}.batch_size"
-                raise SurgeryError(f"{where}: {images} training images per process is fewer than one batch of {batch}")
-    return f"batches: every training stage fits in {images} training images per process"
+                raise SurgeryError(f"{where}: {examples} training {kind} per process is fewer than one batch of {batch}")
+    return f"batches: every training stage fits in {examples} training {kind} per process"
+
+
+def _classifier_note(recipe: Recipe) -> str:
+    if recipe.data is None:
+        return "no data section"
+    if recipe.model.source == "transformers":
+        return "none (a text encoder's labels feed a linear probe)"
+    return "matches the data"
 
 
 def check_prunable(recipe: Recipe) -> None:

@@ -79,3 +79,17 @@ def test_text_data_for_an_image_model_is_refused(tmp_path: Path, text_files) -> 
     path.write_text(to_yaml(recipe))
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2 and "wiki does not fit a timm model, which reads images" in result.output
+
+
+def test_the_dry_run_counts_articles_and_refuses_a_batch_larger_than_them(tmp_path: Path, text_files) -> None:
+    recipe = text_recipe(*text_files)
+    path = tmp_path / "text.yaml"
+    path.write_text(to_yaml(recipe))
+    checked = CliRunner().invoke(app, ["apply", str(path), "--dry-run", "--out", str(tmp_path / "run")])
+    assert checked.exit_code == 0, checked.output
+    assert "36 training articles per process" in checked.output and "labels feed a linear probe" in checked.output
+    recipe["stages"][0]["batch_size"] = 64
+    path.write_text(to_yaml(recipe))
+    refused = CliRunner().invoke(app, ["apply", str(path), "--dry-run", "--out", str(tmp_path / "run")])
+    assert refused.exit_code == 2 and "36 training articles per process is fewer than one batch of 64" in refused.output
+    assert not (tmp_path / "run").exists()
