@@ -7,6 +7,7 @@ records its results in the state.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -14,7 +15,6 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -57,7 +57,7 @@ def fit(state: RunState, stage: FitStage, index: int, resume: dict | None) -> No
     """Train the teacher from scratch (when no pretrained weights exist)."""
     _train(state, state.teacher, state.teacher.named_parameters(), stage, index, resume, ce_objective(stage), "teacher")
     state.teacher.requires_grad_(False)
-    state.results["teacher"] = _measure(state, state.teacher, IMAGE_METRICS - {"fidelity"}, EvaluateStage())
+    state.results["teacher"] = _measure(state, state.teacher, IMAGE_METRICS - {"fidelity"}, EvaluateStage(), _EvalData(state))
 
 
 @STAGES.register("distill")
@@ -85,7 +85,7 @@ def prune(state: RunState, stage: PruneStage, index: int, resume: dict | None) -
     if not modules:
         raise SurgeryError(f"stage {stage_label(stage, index)}: no substitute of this run is prunable")
     trainable = _select(state.student, lambda name: True)
-    objective = prune_objective(stage, list(modules.values()), state.teacher if state.text else None)
+    objective = prune_objective(stage, list(modules.values()), state.teacher, text=state.text)
     _train(state, state.student, trainable, stage, index, resume, objective, "student")
     _shrink(state, stage.threshold)
 
@@ -94,9 +94,11 @@ def prune(state: RunState, stage: PruneStage, index: int, resume: dict | None) -
 def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | None) -> None:
     """The stage's metrics (`EvaluateStage.metrics`) of the teacher, once, and of the current student."""
     metrics = set(stage.metrics or (TEXT_METRICS if state.text else IMAGE_METRICS))
-    state.results.setdefault("teacher", _measure(state, state.teacher, metrics - {"fidelity"}, stage))
+    data = _EvalData(state)
+    if "teacher" not in state.results:  # the teacher does not change after the rewrite: measured once per run
+        state.results["teacher"] = _measure(state, state.teacher, metrics - {"fidelity"}, stage, data)
     label = "pruned" if state.pruned else "student"
-    measured = _measure(state, state.student, metrics, stage)
+    measured = _measure(state, state.student, metrics, stage, data)
     state.results[label] = {**state.results.get(label, {}), **measured}
 
 
@@ -157,25 +159,33 @@ def _epoch_metric(state: RunState, loaders: Loaders) -> Evaluator:
     """What each epoch logs: top-1 of a classifier, or the sentence embedding's cosine to the teacher's."""
     if not state.text:
         return lambda model: {"top1": top1(model, loaders.val, state.ctx)}
-    reference: list[torch.Tensor] = []  # the teacher's embeddings, computed at the first epoch's end
-
-    def metric(model: nn.Module) -> dict[str, float]:
-        if not reference:
-            reference.append(embeddings(state.teacher, loaders.val, state.ctx)[0])
-        return {"embedding_cosine": embedding_cosine(embeddings(model, loaders.val, state.ctx)[0], reference[0])}
-
-    return metric
+    reference, _ = embeddings(state.teacher, loaders.val, state.ctx)
+    return lambda model: {"embedding_cosine": embedding_cosine(embeddings(model, loaders.val, state.ctx)[0], reference)}
 
 
-def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: EvaluateStage) -> dict[str, Any]:
-    val = _val_loader(state)
+class _EvalData:
+    """The validation loader, and the training split in a fixed order for a probe, each built when first asked for."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    @functools.cached_property
+    def val(self) -> DataLoader:
+        return _val_loader(self.state)
+
+    @functools.cached_property
+    def train(self) -> DataLoader:
+        return _val_loader(self.state, split="train")
+
+
+def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: EvaluateStage, data: _EvalData) -> dict[str, Any]:
     measured: dict[str, Any] = {}
     if "top1" in metrics:
-        measured["top1"] = top1(model, val, state.ctx)
+        measured["top1"] = top1(model, data.val, state.ctx)
     if "embedding" in metrics:
-        measured.update(embedding_report(model, state.teacher, val, _val_loader(state, split="train"), state.ctx))
+        measured.update(embedding_report(model, state.teacher, data.val, data.train, state.ctx))
     if "fidelity" in metrics:
-        fidelity = block_fidelity(state.teacher, model, state.block_paths, val, state.ctx)
+        fidelity = block_fidelity(state.teacher, model, state.block_paths, data.val, state.ctx)
         measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
         measured["fidelity_by_block"] = fidelity
     if metrics & {"params", "macs"}:

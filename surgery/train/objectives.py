@@ -168,16 +168,15 @@ def finetune_objective(teacher: nn.Module, stage: FinetuneStage) -> Objective:
     return objective
 
 
-def prune_objective(stage: PruneStage, prunable: Sequence[nn.Module], teacher: nn.Module | None = None) -> Objective:
+def prune_objective(stage: PruneStage, prunable: Sequence[nn.Module], teacher: nn.Module, *, text: bool = False) -> Objective:
     """Task loss + hoyer_weight · Σ Group-HS over every substitute's hidden-unit groups (paper eq. 5-6).
 
-    With a `teacher`, the student is a text encoder and its task loss the embedding cosine to that teacher's.
+    The task loss is CE, or for a text encoder (`text`) the sentence embedding's cosine to `teacher`'s.
     """
-    task = task_loss(stage, text=teacher is not None)
+    task = task_loss(stage, text)
 
     def objective(student: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
-        target = _teacher_output(teacher, inputs, task) if teacher is not None else None
-        task_term, logs = task(predict(student, inputs), target, labels)
+        task_term, logs = task(predict(student, inputs), _teacher_output(teacher, inputs, task), labels)
         hoyer = torch.stack([hoyer_penalty(module) for module in prunable]).sum()
         loss = task_term + stage.hoyer_weight * hoyer
         return StepResult(loss, {"loss": loss.item(), **logs, "hoyer": hoyer.item()})
