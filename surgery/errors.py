@@ -38,3 +38,15 @@ class RecipeError(SurgeryError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(map(str, problems)))
+
+
+class FieldError(SurgeryError):
+    """A problem caused by one field of the recipe (`field`, its key path from the recipe's root), found while
+    reading what the field points at; whoever holds the recipe puts its file:line in front (`locate`)."""
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def locate(self, where: Location | None) -> SurgeryError:
+        return SurgeryError(f"{where}: {self}") if where else self

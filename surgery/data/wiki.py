@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from surgery.data.splits import Splits
-from surgery.errors import SurgeryError
+from surgery.errors import FieldError, SurgeryError
 from surgery.recipe.data import WikiData
 
 UNLABELLED = frozenset({"", "Uncategorized"})
@@ -71,11 +71,11 @@ def split_articles(articles: list[Article], data: WikiData) -> tuple[list[Articl
         SurgeryError: fewer articles than asked for, or a split left empty.
     """
     if data.articles is not None and data.articles > len(articles):
-        raise SurgeryError(f"data.articles: {data.articles} asked for, the source has {len(articles)} labelled articles")
+        raise FieldError(("data", "articles"), f"data.articles: {data.articles} asked for, the source has {len(articles)} labelled articles")
     order = np.random.default_rng(data.split_seed).permutation(len(articles))[: data.articles]
     held_out = round(len(order) * data.val_fraction)
     if held_out == 0 or held_out == len(order):
-        raise SurgeryError(f"data: {len(order)} articles at val_fraction {data.val_fraction} leave an empty split")
+        raise FieldError(("data", "val_fraction"), f"data: {len(order)} articles at val_fraction {data.val_fraction} leave an empty split")
     drawn = [articles[i] for i in order]
     return drawn[:-held_out], drawn[-held_out:]
 
@@ -86,9 +86,9 @@ def labelled_articles(data: WikiData) -> list[Article]:
     try:
         entries = json.loads(Path(source).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SurgeryError(f"{source}: cannot read it as JSON: {error}") from error
+        raise FieldError(("data", "file"), f"{source}: cannot read it as JSON: {error}") from error
     if not isinstance(entries, dict):
-        raise SurgeryError(f"{source}: expected an object {{title: {{extract, topic}}}}, got {type(entries).__name__}")
+        raise FieldError(("data", "file"), f"{source}: expected an object {{title: {{extract, topic}}}}, got {type(entries).__name__}")
     articles = [_article(source, title, entry) for title, entry in sorted(entries.items())]
     labelled = [article for article in articles if article.topic not in UNLABELLED]
     if len({article.topic for article in labelled}) < 2:

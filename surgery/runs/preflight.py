@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torch import nn
+
 from far_modules import Prunable, get_substitute, substitute_names
 from surgery.data import check_folders, per_rank_batch, train_size
-from surgery.errors import SurgeryError
-from surgery.models import recipe_model
-from surgery.recipe import FolderData, Recipe, TrainingStage, check_recipe
+from surgery.errors import FieldError, SurgeryError
+from surgery.models import recipe_model, sequence_length, takes_tokens
+from surgery.recipe import EvaluateStage, FolderData, Recipe, TrainingStage, WikiData, check_recipe
 from surgery.rewrite.plan import plan
 from surgery.runs.head import fit_head
 from surgery.runs.rundir import check_run_dir
@@ -51,8 +53,13 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
     recipe, head = fit_head(recipe)
     checked.append(f"classifier: {head or _classifier_note(recipe)}")
     if recipe.data is not None:
-        checked.append(check_batches(recipe, world_size))
-    checked.append(_check_plan(recipe))
+        try:
+            checked.append(check_batches(recipe, world_size))
+        except FieldError as error:
+            raise error.locate(recipe.location_of(error.field)) from error
+    model = recipe_model(recipe, "meta")
+    checked += check_sequence_lengths(recipe, model)
+    checked.append(_check_plan(recipe, model))
     check_prunable(recipe)
     if out is not None:
         check_run_dir(out, resume=resume, force=force)
@@ -103,9 +110,26 @@ def _prunable(name: str) -> bool:
     return issubclass(get_substitute(name), Prunable)
 
 
-def _check_plan(recipe: Recipe) -> str:
+def check_sequence_lengths(recipe: Recipe, model: nn.Module) -> list[str]:
+    """A text encoder's lengths (data.max_tokens, every latency an evaluate stage times) fit its position table,
+    so no run trains for an hour and then fails at its first evaluation."""
+    if not takes_tokens(model):
+        return []
+    longest = sequence_length(model)[0]
+    asked = [(("data", "max_tokens"), recipe.data.max_tokens)] if isinstance(recipe.data, WikiData) and recipe.data.max_tokens else []
+    for index, stage in enumerate(recipe.stages):
+        if isinstance(stage, EvaluateStage) and (stage.metrics is None or "latency" in stage.metrics):
+            asked += [(("stages", index, "latency_lengths"), length) for length in stage.latency_lengths]
+    for key, length in asked:
+        if length > longest:
+            where = recipe.location_of(key) or ".".join(map(str, key))
+            raise SurgeryError(f"{where}: {length} tokens is more than the {longest} positions {type(model).__name__} has")
+    return [f"sequence lengths: every one fits {type(model).__name__}'s {longest} positions"]
+
+
+def _check_plan(recipe: Recipe, model: nn.Module) -> str:
     """Trace, detect, select and test-build every substitute on the meta device; sparsity ranks wait for the teacher."""
     if any(rewrite.select.sparsity for rewrite in recipe.rewrites):
         return "plan: selected by attention sparsity, measured when the run reaches the rewrite"
-    steps = plan(recipe, recipe_model(recipe, "meta")).steps
+    steps = plan(recipe, model).steps
     return f"plan: {len(steps)} sites replaced ({', '.join(sorted({step.substitute for step in steps}))})"

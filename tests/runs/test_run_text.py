@@ -93,3 +93,24 @@ def test_the_dry_run_counts_articles_and_refuses_a_batch_larger_than_them(tmp_pa
     refused = CliRunner().invoke(app, ["apply", str(path), "--dry-run", "--out", str(tmp_path / "run")])
     assert refused.exit_code == 2 and "36 training articles per process is fewer than one batch of 64" in refused.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "place", "message"),
+    [
+        (lambda r: r["stages"][2].update(latency_lengths=[16, 100]), ("stages", 2, "latency_lengths"), "100 tokens is more than the 64 positions BertModel has"),
+        (lambda r: r["data"].update(max_tokens=80), ("data", "max_tokens"), "80 tokens is more than the 64 positions BertModel has"),
+        (lambda r: r["data"].update(articles=500), ("data", "articles"), "data.articles: 500 asked for, the source has 48 labelled articles"),
+        (lambda r: r["data"].update(file="missing.json"), ("data", "file"), "missing.json: cannot read it as JSON"),
+    ],
+    ids=["latency-length", "max-tokens", "articles", "file"],
+)
+def test_the_dry_run_locates_what_would_fail_after_training(tmp_path: Path, text_files, change, place: tuple, message: str) -> None:
+    recipe = text_recipe(*text_files)
+    change(recipe)
+    path = tmp_path / "text.yaml"
+    path.write_text(to_yaml(recipe))
+    result = CliRunner().invoke(app, ["apply", str(path), "--dry-run", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert f"{load_recipe(path).location_of(place)}: " in result.output and message in result.output
+    assert not (tmp_path / "run").exists()
