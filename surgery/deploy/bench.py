@@ -2,7 +2,9 @@
 
 ONNX Runtime on CPU with one intra-op thread and the memory arena off, batch
 1, warm-up runs then the median of timed runs, the process pinned to one core
-where the OS allows. Models are alternated run by run in one process, so that
+where the OS allows. Image models may also be timed at larger batches (each
+batch exported on its own, its shape fixed) and on more threads, to map where
+the recurrences' per-step weight reads stop dominating. Models are alternated run by run in one process, so that
 drift (frequency, cache, neighbours) hits every model alike and ratios can be
 read side by side. PyTorch eager on one thread is measured the same way as a
 second column.
@@ -58,6 +60,8 @@ class BenchSettings:
     pin: bool = True
     eager: bool = True
     opset: int = 17
+    threads: int = 1
+    """ONNX Runtime intra-op and PyTorch threads; the process is pinned to one core only when it is one."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,11 @@ class Timing:
 
 @dataclass(frozen=True)
 class BenchRow:
-    """One model at one image size."""
+    """One model at one image size and batch: params and MACs of one image, latencies of one call on the whole batch."""
 
     model: str
     img_size: int
+    batch: int
     params: int
     macs: int
     onnx: Timing
@@ -100,38 +105,41 @@ class SequenceRow:
 Row = BenchRow | SequenceRow
 
 
-def size_of(row: Row) -> tuple[str, int]:
-    """("img_size", pixels) of an image row, ("tokens", length) of a text row."""
-    return ("tokens", row.tokens) if isinstance(row, SequenceRow) else ("img_size", row.img_size)
+def cell_of(row: Row) -> dict[str, int]:
+    """Where a row was measured: {"img_size": pixels, "batch": images} of an image row, {"tokens": length} of a text row."""
+    return {"tokens": row.tokens} if isinstance(row, SequenceRow) else {"img_size": row.img_size, "batch": row.batch}
 
 
-def bench(models: dict[str, nn.Module], img_sizes: tuple[int, ...], settings: BenchSettings, workdir: Path) -> list[BenchRow]:
-    """Measure every model at every image size; the models of one size are alternated run by run.
+def bench(
+    models: dict[str, nn.Module], img_sizes: Sequence[int], settings: BenchSettings, workdir: Path, batches: Sequence[int] = (1,)
+) -> list[BenchRow]:
+    """Measure every model at every image size and batch; the models of one (size, batch) cell are alternated run by run.
 
     Example:
-        >>> rows = bench({"deit": teacher, "far": student}, (224,), BenchSettings(), Path("/tmp/bench"))  # doctest: +SKIP
+        >>> rows = bench({"deit": teacher, "far": student}, (224,), BenchSettings(), Path("/tmp/bench"), batches=(1, 16))  # doctest: +SKIP
     """
     rows = []
-    with _one_thread(settings.pin):
+    with cpu_threads(settings.threads, settings.pin):
         for size in img_sizes:
             resized = {name: resize(model, size) for name, model in models.items()}
-            rows += _bench_size(resized, size, settings, workdir)
+            for batch in batches:
+                rows += _bench_cell(resized, size, batch, settings, workdir)
     return rows
 
 
-def _bench_size(models: dict[str, nn.Module], size: int, settings: BenchSettings, workdir: Path) -> list[BenchRow]:
+def _bench_cell(models: dict[str, nn.Module], size: int, batch: int, settings: BenchSettings, workdir: Path) -> list[BenchRow]:
     shape = _shape(models, size)
-    sessions = {name: onnx_runner(model, shape, settings, workdir / f"{name}-{size}.onnx") for name, model in models.items()}
+    sessions = {name: onnx_runner(model, shape, settings, workdir / f"{name}-{size}-b{batch}.onnx", batch) for name, model in models.items()}
     onnx_times = time_alternating(sessions, settings.runs, settings.warmup)
     eager_times = {}
     if settings.eager:
-        eager = {name: eager_runner(model, shape, settings.precision) for name, model in models.items()}
+        eager = {name: eager_runner(model, shape, settings.precision, batch) for name, model in models.items()}
         eager_times = time_alternating(eager, settings.runs, settings.warmup)
     rows = []
     for name, model in models.items():
         counts = count(model, shape)
         eager_timing = Timing.of(eager_times[name]) if name in eager_times else None
-        rows.append(BenchRow(name, size, counts.params, counts.macs, Timing.of(onnx_times[name]), eager_timing))
+        rows.append(BenchRow(name, size, batch, counts.params, counts.macs, Timing.of(onnx_times[name]), eager_timing))
     return rows
 
 
@@ -152,21 +160,24 @@ def resize(model: nn.Module, img_size: int) -> nn.Module:
     return resized
 
 
-def onnx_runner(model: nn.Module, shape: tuple[int, int, int], settings: BenchSettings, path: Path) -> Callable[[], object]:
-    """Export (parity-checked), quantize if asked, and return one batch-1 inference as a call."""
-    spec = ExportSpec(opset=settings.opset, dynamic_batch=False)
-    export_onnx(model, shape, path, spec, force=True)
+def onnx_runner(model: nn.Module, shape: tuple[int, int, int], settings: BenchSettings, path: Path, batch: int = 1) -> Callable[[], object]:
+    """Export at `batch` images (the batch axis fixed, parity-checked), quantize if asked, and return one inference as a call."""
+    export_onnx(model, shape, path, ExportSpec(opset=settings.opset, dynamic_batch=False), force=True, batch=batch)
     if settings.precision == "int8":
         path = quantize_int8(path)
-    session = ort_session(path, settings.optimization)
-    feed = {INPUT: torch.randn(1, *shape).numpy()}
+    return batch_runner(ort_session(path, settings.optimization, settings.threads), shape, batch)
+
+
+def batch_runner(session: ort.InferenceSession, shape: tuple[int, int, int], batch: int) -> Callable[[], object]:
+    """One inference of `batch` random images of `shape` (C, H, W) as a call; the same images every call."""
+    feed = {INPUT: torch.randn(batch, *shape).numpy()}
     return lambda: session.run(None, feed)
 
 
-def ort_session(path: Path, optimization: Optimization = "all") -> ort.InferenceSession:
-    """One intra-op and one inter-op thread, sequential execution, CPU memory arena off (A.4)."""
+def ort_session(path: Path, optimization: Optimization = "all", threads: int = 1) -> ort.InferenceSession:
+    """`threads` intra-op threads (A.4: one), one inter-op thread, sequential execution, CPU memory arena off (A.4)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.enable_cpu_mem_arena = False
@@ -190,10 +201,10 @@ def quantize_int8(path: Path) -> Path:
     return target
 
 
-def eager_runner(model: nn.Module, shape: tuple[int, int, int], precision: Precision) -> Callable[[], object]:
-    """One batch-1 PyTorch forward; int8 is torch's dynamic quantization of Linear and LSTM layers."""
+def eager_runner(model: nn.Module, shape: tuple[int, int, int], precision: Precision, batch: int = 1) -> Callable[[], object]:
+    """One PyTorch forward of `batch` images; int8 is torch's dynamic quantization of Linear and LSTM layers."""
     model = _eager_int8(model) if precision == "int8" else model
-    x = torch.randn(1, *shape)
+    x = torch.randn(batch, *shape)
 
     def run() -> object:
         with torch.inference_mode():
@@ -215,8 +226,8 @@ def sequence_latency(model: nn.Module, lengths: Sequence[int], settings: BenchSe
     mode, so the caller's model is left as it was; the copy is exported once as `SentenceEncoder` (token ids and
     attention mask in, mean-pooled embedding out) with a dynamic sequence axis, parity-checked against PyTorch,
     quantized when `settings.precision` is int8, and timed on batches of one sequence of `length` real tokens
-    (mask all ones): one intra-op thread, `settings.warmup` untimed runs then `settings.runs` timed ones, the
-    lengths alternated run by run, the process pinned to one core when `settings.pin`. PyTorch eager is not
+    (mask all ones): `settings.threads` intra-op threads, `settings.warmup` untimed runs then `settings.runs` timed
+    ones, the lengths alternated run by run, the process pinned to one core when `settings.pin` and one thread. PyTorch eager is not
     timed here (`settings.eager` is ignored). The ONNX file lives in a scratch folder under `workdir`, removed after.
 
     Raises:
@@ -230,7 +241,7 @@ def sequence_latency(model: nn.Module, lengths: Sequence[int], settings: BenchSe
     lengths = tuple(dict.fromkeys(lengths))
     encoder = copy.deepcopy(model).float().cpu().eval()
     workdir.mkdir(parents=True, exist_ok=True)
-    with _one_thread(settings.pin), tempfile.TemporaryDirectory(prefix="latency-", dir=workdir) as scratch:
+    with cpu_threads(settings.threads, settings.pin), tempfile.TemporaryDirectory(prefix="latency-", dir=workdir) as scratch:
         at = sequence_runner(encoder, lengths, settings, Path(scratch) / "encoder.onnx")
         times = time_alternating({str(length): at(length) for length in lengths}, settings.runs, settings.warmup)
     return {length: Timing.of(times[str(length)]) for length in lengths}
@@ -241,7 +252,7 @@ def bench_sequences(models: dict[str, nn.Module], lengths: Sequence[int], settin
     (sequence axis dynamic), the models of one length alternated run by run, eager beside ONNX Runtime."""
     lengths = tuple(dict.fromkeys(lengths))
     rows = []
-    with _one_thread(settings.pin):
+    with cpu_threads(settings.threads, settings.pin):
         onnx = {name: sequence_runner(model, lengths, settings, workdir / _file_name(name)) for name, model in models.items()}
         eager = {name: eager_sequence_runner(model, settings.precision) for name, model in models.items()} if settings.eager else {}
         for length in lengths:
@@ -264,7 +275,7 @@ def sequence_runner(encoder: nn.Module, lengths: Sequence[int], settings: BenchS
     each length, one batch-1 inference of that many real tokens as a call."""
     check_lengths(encoder, lengths)
     export_onnx(encoder, (max(lengths),), path, ExportSpec(opset=settings.opset, dynamic_batch=False), force=True)
-    session = ort_session(quantize_int8(path) if settings.precision == "int8" else path, settings.optimization)
+    session = ort_session(quantize_int8(path) if settings.precision == "int8" else path, settings.optimization, settings.threads)
 
     def at(length: int) -> Callable[[], object]:
         feed = {name: x.numpy() for name, x in _sequence(encoder, length).items()}
@@ -315,11 +326,12 @@ def time_alternating(runners: dict[str, Callable[[], object]], runs: int, warmup
 
 
 @contextlib.contextmanager
-def _one_thread(pin: bool) -> Iterator[None]:
-    """PyTorch on one thread and, where the OS allows, the process pinned to one core; both restored after."""
+def cpu_threads(count: int, pin: bool) -> Iterator[None]:
+    """PyTorch on `count` threads and, with one thread where the OS allows, the process pinned to one core; both restored
+    after. More threads are left free to spread over the cores."""
     threads = torch.get_num_threads()
-    affinity = os.sched_getaffinity(0) if pin and hasattr(os, "sched_setaffinity") else None
-    torch.set_num_threads(1)
+    affinity = os.sched_getaffinity(0) if pin and count == 1 and hasattr(os, "sched_setaffinity") else None
+    torch.set_num_threads(count)
     if affinity:
         os.sched_setaffinity(0, {min(affinity)})
     try:
@@ -330,23 +342,53 @@ def _one_thread(pin: bool) -> Iterator[None]:
             os.sched_setaffinity(0, affinity)
 
 
+def _one_thread(pin: bool) -> contextlib.AbstractContextManager[None]:
+    """`cpu_threads(1, pin)`: appendix A.4's setting, as benchmarks/lstm_layouts.py takes it."""
+    return cpu_threads(1, pin)
+
+
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS tells it, else the CPU count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def thread_count(value: str) -> int:
+    """Threads from an option's text: a count, or `0` / `all` for every available core; more than those is refused,
+    since threads sharing a core time the scheduler, not the model.
+
+    Example:
+        >>> thread_count("1"), thread_count("all") == available_cores()
+        (1, True)
+    """
+    cores = available_cores()
+    if value.strip().lower() in {"0", "all"}:
+        return cores
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = -1
+    if not 1 <= threads <= cores:
+        raise SurgeryError(f"--threads {value}: give 1 to {cores} (the cores this process may use), or 0 / all for all of them")
+    return threads
+
+
 def ratios(rows: Sequence[Row], baseline: str) -> list[dict[str, object]]:
-    """Each model's median latency over the baseline's at the same image size (sequence length), ONNX Runtime and eager."""
-    base = {size_of(row): row for row in rows if row.model == baseline}
+    """Each model's median latency over the baseline's in the same cell (image size and batch, or sequence length),
+    ONNX Runtime and eager."""
+    base = {tuple(cell_of(row).items()): row for row in rows if row.model == baseline}
     out = []
     for row in rows:
-        ref = base.get(size_of(row))
+        ref = base.get(tuple(cell_of(row).items()))
         if row.model == baseline or ref is None:
             continue
         eager = row.eager.median / ref.eager.median if row.eager and ref.eager else None
-        key, size = size_of(row)
-        out.append({"model": row.model, "baseline": baseline, key: size, "onnx": row.onnx.median / ref.onnx.median, "eager": eager})
+        out.append({"model": row.model, "baseline": baseline, **cell_of(row), "onnx": row.onnx.median / ref.onnx.median, "eager": eager})
     return out
 
 
 def to_json(rows: Sequence[Row], settings: BenchSettings, baseline: str) -> dict[str, object]:
     return {
-        "settings": asdict(settings), "machine": machine(), "unit": "ms, batch 1",
+        "settings": asdict(settings), "machine": machine(), "unit": "ms per call (one batch of `batch` images, or one sequence)",
         "rows": [asdict(row) for row in rows], "ratios": ratios(rows, baseline),
     }
 

@@ -75,12 +75,15 @@ def models_from_recipe(recipe: Recipe) -> Models:
     return Models(recipe.model.name, teacher.eval(), student.eval(), plan.input_size, recipe.export)
 
 
-def export_onnx(model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec = ExportSpec(), *, force: bool = False) -> ExportResult:
+def export_onnx(
+    model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec = ExportSpec(), *, force: bool = False, batch: int = 1
+) -> ExportResult:
     """Export `model` to `path`, check it, then move it into place atomically.
 
-    An image model exports `image` (batch, C, H, W) -> `logits`; a text encoder (`takes_tokens`, `input_size` (N,))
-    exports as `SentenceEncoder`: `input_ids`, `attention_mask` (batch, sequence) -> `sentence_embedding`, traced at
-    N tokens and checked, padded rows included, at N and N // 2. The batch axis is dynamic with `spec.dynamic_batch`.
+    An image model exports `image` (batch, C, H, W) -> `logits`, traced at `batch` images; a text encoder
+    (`takes_tokens`, `input_size` (N,)) exports as `SentenceEncoder`: `input_ids`, `attention_mask` (batch, sequence)
+    -> `sentence_embedding`, traced on one sequence of N tokens and checked, padded rows included, at N and N // 2.
+    The batch axis is dynamic with `spec.dynamic_batch`; otherwise it is fixed at `batch`, where parity is checked.
 
     Example:
         >>> result = export_onnx(student, (3, 224, 224), Path("far.onnx"))  # doctest: +SKIP
@@ -92,23 +95,25 @@ def export_onnx(model: nn.Module, input_size: tuple[int, ...], path: Path, spec:
         raise SurgeryError(f"{path}: already exists (use --force to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp")
+    if batch != 1 and takes_tokens(model):
+        raise SurgeryError(f"{type(model).__name__}: a text encoder exports traced on one sequence, not a batch of {batch}")
     model = model.eval()
     try:
-        _write(model, input_size, staging, spec)
+        _write(model, input_size, staging, spec, batch)
         lstm_nodes = check_graph(onnx.load(str(staging)), count_recurrences(model))
-        diff = check_parity(model, staging, input_size, spec.atol, batches=(1, 3) if spec.dynamic_batch else (1,))
+        diff = check_parity(model, staging, input_size, spec.atol, batches=(1, 3) if spec.dynamic_batch else (batch,))
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
     return ExportResult(path, spec.opset, spec.dynamic_batch, lstm_nodes, diff, input_size)
 
 
-def _write(model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec) -> None:
+def _write(model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec, batch: int) -> None:
     """The TorchScript exporter; tracing warnings (python checks on default arguments) are expected, so hushed."""
     if takes_tokens(model):
         _write_tokens(model, input_size[0], path, spec)
         return
-    example = torch.randn(1, *input_size)
+    example = torch.randn(batch, *input_size)
     axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if spec.dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
