@@ -28,8 +28,11 @@ PLAIN = "plain_value"
 """node.meta key of a node's value when it is plain Python data (a feature-map size, say), not a tensor."""
 
 
-class _ValueProp(ShapeProp):
-    """ShapeProp that also keeps small plain values, so a leaf re-run for its ops gets them back (sizes, flags)."""
+class ValueProp(ShapeProp):
+    """ShapeProp that also keeps small plain values, so a leaf re-run for its ops gets them back (sizes, flags).
+
+    A graph propagated by it (or a subclass) can be given to `extract_workload` without example inputs.
+    """
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
@@ -55,7 +58,7 @@ def extract_workload(graph_module: fx.GraphModule, *example_inputs: Any) -> Work
     """
     if example_inputs:
         with torch.no_grad(), RecurrentShapes():
-            _ValueProp(graph_module).propagate(*example_inputs)
+            ValueProp(graph_module).propagate(*example_inputs)
     graph = graph_module.graph
     if not any("tensor_meta" in node.meta for node in graph.nodes):
         raise ValueError("the graph carries no shapes: run ShapeProp on it or pass example inputs")

@@ -11,6 +11,9 @@ from torch import nn
 
 from far_modules import MultiHeadBiLSTM
 from surgery import Counts, Recipe, build_model, build_student, count, plan
+from surgery.graph.shaped import ShapedGraphs
+from surgery.measure.counting import count_graph
+from surgery.models import example_input
 from tests.strategies import set_fused_attn, single_thread  # noqa: F401 - single_thread: a fixture
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -117,3 +120,18 @@ def test_models_whose_modules_return_a_parameter_are_counted_and_keep_their_grad
     flags = [p.requires_grad for p in model.parameters()]
     assert count(model, (3, 32, 32)).macs > 0
     assert [p.requires_grad for p in model.parameters()] == flags
+
+
+@pytest.mark.parametrize("model_name", [DEIT, "vit_small_patch16_224", "swin_tiny_patch4_window7_224"])
+def test_counting_a_propagated_graph_equals_counting_a_run(model_name: str) -> None:
+    recipe = Recipe.model_validate({"name": "count", "model": {"name": model_name}, "rewrites": [{"substitute": "bilstm"}]})
+    graphs = ShapedGraphs()
+    teacher = build_model(model_name, device="meta")
+    surgery_plan = plan(recipe, teacher, graphs=graphs)
+    student = build_student(teacher, surgery_plan, graphs)
+    for model in (teacher, student):
+        graph = graphs.of(model, surgery_plan.site_paths, example_input(model, surgery_plan.input_size))
+        from_graph, from_run = count_graph(model, graph), count(model, surgery_plan.input_size)
+        assert (from_graph.params, from_graph.macs) == (from_run.params, from_run.macs)
+        for path in [*surgery_plan.site_paths, *{path.rpartition(".")[0] for path in surgery_plan.site_paths}]:
+            assert from_graph.module_macs(path) == from_run.module_macs(path) > 0, path

@@ -23,6 +23,7 @@ from surgery.errors import SurgeryError
 from surgery.graph.calls import AttentionCall, CallShapes, passed_arguments
 from surgery.graph.contractions import activation_products, contraction_operands
 from surgery.graph.probe import probe
+from surgery.graph.shaped import ShapedGraphs, evaluating
 from surgery.graph.tracing import module_stack, propagate_shapes, shape_of, trace
 from surgery.models import one_line
 
@@ -59,11 +60,12 @@ class Site:
         return tuple(name for name in self.extra_inputs if name not in roles)
 
 
-def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
-    """All attention sites of `model`, in module order, with shapes from `example` (a batch of inputs).
+def find_sites(model: nn.Module, example: torch.Tensor, graphs: ShapedGraphs | None = None) -> list[Site]:
+    """All attention sites of `model`, in module order, with shapes from `example` (a batch of inputs), in eval mode.
 
     Modules timm keeps opaque to torch.fx are run instead (`surgery.graph.probe`), and so is the whole
-    model when torch.fx cannot trace it.
+    model when torch.fx cannot trace it. `graphs` keeps the trace with the sites as leaves for whoever
+    checks, counts or prices the model next.
 
     Example:
         >>> import timm, torch
@@ -71,6 +73,11 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
         >>> [s.path for s in find_sites(model, torch.randn(1, 3, 32, 32))]
         ['blocks.0.attn', 'blocks.1.attn']
     """
+    with evaluating(model):
+        return _find_sites(model, example, graphs or ShapedGraphs())
+
+
+def _find_sites(model: nn.Module, example: torch.Tensor, graphs: ShapedGraphs) -> list[Site]:
     try:
         deep = trace(model)
     except SurgeryError:  # untraceable as a whole (a Hugging Face model): probe every module by running it
@@ -85,8 +92,9 @@ def find_sites(model: nn.Module, example: torch.Tensor) -> list[Site]:
     products, carries = _products_by_owner(deep), activation_nodes(deep.graph)
     opaque = _opaque_modules(deep, model)
     probed = probe(model, example, opaque) if opaque else {}
-    shallow = trace(model, leaf_paths=[*products, *probed])
-    propagate_shapes(shallow, example)
+    shallow = graphs.of(model, [*products, *probed], example)
+    if shallow is None:
+        raise SurgeryError(f"{type(model).__name__}: torch.fx traces the model whole but not with its sites kept as leaves")
     calls = {node.target: node for node in shallow.graph.nodes if node.op == "call_module"}
     described = {path: _traced(calls[path], nodes, carries, model.get_submodule(path)) for path, nodes in products.items()}
     described.update(probed)

@@ -14,16 +14,14 @@ by their top-level module (`patch_embed`, `head`).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from hwmodel import Cost, Device, Estimate, Gpu, Policy, Workload, estimate, extract_workload, record_workload, roofline_total
-from surgery.errors import SurgeryError
-from surgery.graph.tracing import trace
+from surgery.graph.shaped import ShapedGraphs, evaluating
 from surgery.models import example_input
 from surgery.recipe import Recipe
 from surgery.recipe.hardware import resolve_hardware
@@ -55,8 +53,9 @@ class CostReport:
         return {**head, "teacher": _model_json(self.teacher), "student": _model_json(self.student)}
 
 
-def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Module) -> CostReport:
-    """Price `teacher` and `student` (from `plan`) on the recipe's device, policy and GPU.
+def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Module, graphs: ShapedGraphs | None = None) -> CostReport:
+    """Price `teacher` and `student` (from `plan`) on the recipe's device, policy and GPU; `graphs` may hold their
+    traces already (the shape check's).
 
     Example:
         >>> from surgery.rewrite.student import plan_and_build
@@ -68,15 +67,14 @@ def price_models(recipe: Recipe, plan: Plan, teacher: nn.Module, student: nn.Mod
     """
     device, gpu = resolve_hardware(recipe)
     policy = recipe.hardware.policy
-    shared = (plan.selected_paths, plan.input_size, device, gpu, policy)
-    return CostReport(device.name, policy, gpu.name, plan.input_size, price_model(teacher, *shared), price_model(student, *shared))
+    graphs = graphs or ShapedGraphs()
+    models = {name: workload_of(model, plan.site_paths, plan.input_size, graphs) for name, model in (("teacher", teacher), ("student", student))}
+    priced = {name: price_workload(work, plan.selected_paths, device, gpu, policy) for name, work in models.items()}
+    return CostReport(device.name, policy, gpu.name, plan.input_size, priced["teacher"], priced["student"])
 
 
-def price_model(
-    model: nn.Module, sites: Collection[str], input_size: tuple[int, ...], device: Device, gpu: Gpu, policy: Policy
-) -> ModelCost:
-    """One model's estimate with a row per layer holding a site, and its GPU roofline."""
-    work = workload_of(model, sites, input_size)
+def price_workload(work: Workload, sites: Collection[str], device: Device, gpu: Gpu, policy: Policy) -> ModelCost:
+    """One model's estimate with a row per layer holding one of `sites`, and its GPU roofline."""
     rows = estimate(work, device, policy=policy, blocks=layer_paths(sites))
     return ModelCost(rows, roofline_total(work, gpu))
 
@@ -96,28 +94,15 @@ def layer_paths(sites: Collection[str]) -> list[str]:
     return list(dict.fromkeys(layers))
 
 
-def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int, ...]) -> Workload:
-    """hwmodel's ops of one batch-1 forward, the sites kept whole as fx leaves (or the model run whole where torch.fx
-    cannot trace it); the model's mode is restored after."""
-    with _evaluating(model):
-        example = example_input(model, input_size)
-        try:
-            graph = trace(model, leaf_paths=sites)
-        except SurgeryError:
-            return record_workload(model, example)
-        return extract_workload(graph, example)
-
-
-@contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode while shapes propagate, so no batch-norm statistic moves; each module's own mode comes back."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.train(training)
+def workload_of(model: nn.Module, sites: Collection[str], input_size: tuple[int, ...], graphs: ShapedGraphs | None = None) -> Workload:
+    """hwmodel's ops of one batch-1 forward, the sites kept whole as fx leaves (or the model run whole, in eval mode,
+    where torch.fx cannot trace it)."""
+    example = example_input(model, input_size)
+    graph = (graphs or ShapedGraphs()).of(model, sites, example)
+    if graph is not None:
+        return extract_workload(graph)
+    with evaluating(model):
+        return record_workload(model, example)
 
 
 def _model_json(cost: ModelCost) -> dict[str, Any]:

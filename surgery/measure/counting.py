@@ -1,25 +1,23 @@
 """Parameters and multiply-accumulates of one forward pass (MACs = FLOPs / 2).
 
-`torch.utils.flop_counter` counts every matrix product it knows. Fused recurrent
-kernels it does not (on CPU they count as zero), so `_RecurrentPricer` prices
-them from their weight shapes instead of running them: counting needs shapes,
-never values.
+Counted by `surgery.graph.macs.MacCounter` (torch's flop counter, and recurrent
+kernels priced from their weight shapes), either by running the model
+(`count`) or from the MACs a shape propagation recorded on each node of its
+graph (`count_graph`), which spares a second forward where the graph is made
+anyway.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
+from torch import fx, nn
 
-from hwmodel.dataflow import RecurrentShapes
 from hwmodel.tracking import ModuleStack
+from surgery.graph.macs import MacCounter, RecurrentPricer
+from surgery.graph.tracing import MACS, module_stack
 from surgery.models import example_input
 
 
@@ -48,54 +46,52 @@ def count(model: nn.Module, input_size: tuple[int, ...], batch: int = 1) -> Coun
     example = example_input(model, input_size, batch)
     example = example.to(reference.dtype) if example.is_floating_point() else example  # token ids stay int64
     stack = ModuleStack(dict(model.named_modules()))
-    recurrent = _RecurrentPricer(stack)
-    # The math backend runs attention as matmuls, which the counter prices; fused CPU kernels it does not.
-    with _frozen(model), torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, stack, recurrent:
+    counter = MacCounter(model, _ModulePricer(stack))
+    with counter, stack:
         model(example)
     by_module = Counter(
-        {_strip_root(name): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items() if name != "Global"}
+        {_strip_root(name): sum(ops.values()) // 2 for name, ops in counter.flops.get_flop_counts().items() if name != "Global"}
     )
-    by_module.update(recurrent.macs_by_module)
-    total = counter.get_total_flops() // 2 + recurrent.total
-    return Counts(params=sum(p.numel() for p in model.parameters()), macs=total, macs_by_module=dict(by_module))
+    by_module.update(counter.recurrent.macs_by_module)
+    return Counts(params=_params(model), macs=counter.total, macs_by_module=dict(by_module))
 
 
-@contextmanager
-def _frozen(model: nn.Module) -> Iterator[None]:
-    """No parameter requires grad while counting: the counter's module tracker hooks the gradients of outputs that
-    do, and fails on a module that returns a parameter itself (CaiT's class token, attention-pooling latents)."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter, flag in flags:
-            parameter.requires_grad_(flag)
+def count_graph(model: nn.Module, graph_module: fx.GraphModule) -> Counts:
+    """Count `model` from its graph, shape-propagated with MAC counting (`propagate_shapes(..., count_macs=True)`).
+
+    Modules are counted down to the graph's leaves: a leaf's own submodules get no entry.
+    """
+    total, by_module = 0, Counter[str]()
+    for node in graph_module.graph.nodes:
+        macs = node.meta.get(MACS, 0)
+        total += macs
+        owners = module_stack(node) + ([node.target] if node.op == "call_module" else [])
+        for path in dict.fromkeys(owners):
+            by_module[path] += macs
+    return Counts(params=_params(model), macs=total, macs_by_module=dict(by_module))
 
 
 def module_params(model: nn.Module, path: str) -> int:
-    return sum(p.numel() for p in model.get_submodule(path).parameters())
+    return _params(model.get_submodule(path))
 
 
-def recurrent_macs(x: torch.Tensor, weights: list[torch.Tensor]) -> int:
-    """Every token of every sequence meets every gate weight once, in each layer and direction."""
-    return x.shape[0] * x.shape[1] * sum(w.numel() for w in weights if w.dim() == 2)
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
-class _RecurrentPricer(RecurrentShapes):
-    """Adds each recurrent op's MACs to every module that was running it."""
+class _ModulePricer(RecurrentPricer):
+    """Also adds each recurrent op's MACs to every module that was running it."""
 
     def __init__(self, stack: ModuleStack) -> None:
-        super().__init__(meta_only=False)
+        super().__init__()
         self.stack = stack
         self.macs_by_module: Counter[str] = Counter()
-        self.total = 0
 
     def on_recurrent(self, x: torch.Tensor, weights: list[torch.Tensor]) -> None:
-        macs = recurrent_macs(x, weights)
-        self.total += macs
+        before = self.total
+        super().on_recurrent(x, weights)
         for path in set(self.stack.paths):
-            self.macs_by_module[path] += macs
+            self.macs_by_module[path] += self.total - before
 
 
 def _strip_root(name: str) -> str:

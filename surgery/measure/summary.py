@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from surgery.graph.shaped import ShapedGraphs
 from surgery.measure.costing import CostReport, price_models
-from surgery.measure.counting import Counts, count, module_params
-from surgery.models import Device
+from surgery.measure.counting import Counts, count, count_graph, module_params
+from surgery.models import Device, example_input
 from surgery.recipe import Recipe
 from surgery.rewrite.plan import Plan, Skip, Step
 from surgery.rewrite.student import plan_and_build
@@ -60,9 +61,9 @@ class PlanSummary:
         return {"macs_unit": "multiply-accumulates (FLOPs / 2), batch 1", **data}
 
 
-def summarize(plan: Plan, teacher: nn.Module, student: nn.Module, cost: CostReport) -> PlanSummary:
-    """Count teacher and student once each and line the sites up."""
-    before, after = count(teacher, plan.input_size), count(student, plan.input_size)
+def summarize(plan: Plan, teacher: nn.Module, student: nn.Module, cost: CostReport, graphs: ShapedGraphs | None = None) -> PlanSummary:
+    """Count teacher and student once each (from their graphs in `graphs`, where those were made) and line the sites up."""
+    before, after = (_count(model, plan, graphs or ShapedGraphs()) for model in (teacher, student))
     selected = set(plan.selected_paths)
     return PlanSummary(
         input_size=plan.input_size,
@@ -95,5 +96,11 @@ def _change(step: Step, teacher: nn.Module, student: nn.Module, before: Counts, 
 
 def summarize_recipe(recipe: Recipe, device: Device = "cpu") -> PlanSummary:
     """What `surgery plan` shows: the recipe planned and applied without weights, counted and priced."""
-    surgery_plan, teacher, student = plan_and_build(recipe, device)
-    return summarize(surgery_plan, teacher, student, price_models(recipe, surgery_plan, teacher, student))
+    graphs = ShapedGraphs()
+    surgery_plan, teacher, student = plan_and_build(recipe, device, graphs)
+    return summarize(surgery_plan, teacher, student, price_models(recipe, surgery_plan, teacher, student, graphs), graphs)
+
+
+def _count(model: nn.Module, plan: Plan, graphs: ShapedGraphs) -> Counts:
+    graph = graphs.of(model, plan.site_paths, example_input(model, plan.input_size))
+    return count(model, plan.input_size) if graph is None else count_graph(model, graph)

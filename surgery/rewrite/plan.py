@@ -17,6 +17,7 @@ from torch import nn
 from far_modules import SiteSpec, UnknownNameError, build_substitute
 from surgery.detect.sites import Site, find_sites
 from surgery.errors import SurgeryError
+from surgery.graph.shaped import ShapedGraphs
 from surgery.models import ModelFieldError, example_input, input_size
 from surgery.recipe.schema import Recipe, Selector
 from surgery.rewrite.select import EmptySelection, Sparsity, SparsityUnknown, select
@@ -59,14 +60,20 @@ class Plan:
         return [step.site.path for step in self.steps]
 
     @property
+    def site_paths(self) -> list[str]:
+        """Every site found, selected or not: the leaves of the graphs that check, count and price the models."""
+        return [site.path for site in self.sites]
+
+    @property
     def block_paths(self) -> list[str]:
         return block_paths(self.selected_paths)
 
 
-def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> Plan:
+def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None, graphs: ShapedGraphs | None = None) -> Plan:
     """Find and select the sites of `model` (built from `recipe.model`) and check every substitute.
 
-    `sparsity` (site path -> measure -> value) is needed by selectors that rank sites by it.
+    `sparsity` (site path -> measure -> value) is needed by selectors that rank sites by it; `graphs` keeps the
+    model's trace with its sites as leaves, for the shape check, counting and pricing after.
 
     Example:
         >>> from surgery import build_model, load_recipe
@@ -79,7 +86,7 @@ def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> 
     except ModelFieldError as error:
         raise _located(recipe, ("model", *error.field), str(error)) from error
     try:
-        sites = find_sites(model, example_input(model, size))
+        sites = find_sites(model, example_input(model, size), graphs)
     except SurgeryError as error:  # the model as the recipe builds it does not trace or run at this size
         raise _located(recipe, ("model",), f"{recipe.model.name} at input {size}: {error}") from error
     try:
@@ -88,13 +95,13 @@ def plan(recipe: Recipe, model: nn.Module, sparsity: Sparsity | None = None) -> 
         raise _located(recipe, ("rewrites", error.rewrite_index, "select"), str(error)) from error
     except SparsityUnknown as error:
         raise _located(recipe, ("rewrites", error.rewrite_index, "select", "sparsity"), str(error)) from error
-    steps, skipped = [], []
+    steps, skipped, built = [], [], set()
     for site, index in chosen:
         reason = _unadaptable(model, site)
         if reason and not _names(recipe.rewrites[index].select, site):
             skipped.append(Skip(site.path, reason))
         else:
-            steps.append(_step(recipe, model, site, index))
+            steps.append(_step(recipe, model, site, index, built))
     if skipped and not steps:
         raise _located(recipe, ("rewrites",), f"no selected site can be adapted: {'; '.join(skip.reason for skip in skipped)}")
     return Plan(recipe.model.name, size, recipe.seed, tuple(sites), tuple(steps), tuple(skipped))
@@ -111,7 +118,9 @@ def site_spec(site: Site) -> SiteSpec:
     return SiteSpec(dim=site.dim, num_heads=site.num_heads, head_dim=site.head_dim, seq_len=site.seq_len, out_dim=out_dim)
 
 
-def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> Step:
+def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int, built: set[tuple[object, ...]]) -> Step:
+    """The site's step, its substitute test-built on the meta device unless `built` holds one of the same rewrite,
+    shapes, source class and source parameters (a ViT's 40 identical blocks need one build, not 40)."""
     rewrite = recipe.rewrites[rewrite_index]
     where = ("rewrites", rewrite_index)
     reason = _unadaptable(model, site)
@@ -121,9 +130,13 @@ def _step(recipe: Recipe, model: nn.Module, site: Site, rewrite_index: int) -> S
         raise _located(recipe, (*where, "token_order"), f"site {site.path} computes attention inline in its block; only raster order is supported there")
     if rewrite.token_order != "raster" and site.contract.grid is None and "grid" not in site.contract.roles.values():
         raise _located(recipe, (*where, "token_order"), f"token order {rewrite.token_order!r} needs a 2-D token grid; site {site.path} has none")
+    source = model.get_submodule(site.path)
+    kind = (rewrite_index, site_spec(site), type(source), tuple((name, p.shape) for name, p in source.named_parameters()))
     try:
-        with torch.device("meta"):
-            build_substitute(rewrite.substitute, site_spec(site), model.get_submodule(site.path), **rewrite.params)
+        if kind not in built:
+            with torch.device("meta"):
+                build_substitute(rewrite.substitute, site_spec(site), source, **rewrite.params)
+            built.add(kind)
     except UnknownNameError as error:
         raise _located(recipe, (*where, "substitute"), str(error)) from error
     except (TypeError, ValueError) as error:
