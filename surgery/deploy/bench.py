@@ -175,9 +175,12 @@ def batch_runner(session: ort.InferenceSession, shape: tuple[int, int, int], bat
 
 
 def ort_session(path: Path, optimization: Optimization = "all", threads: int = 1) -> ort.InferenceSession:
-    """`threads` intra-op threads (A.4: one), one inter-op thread, sequential execution, CPU memory arena off (A.4)."""
+    """`threads` intra-op threads (A.4: one) that sleep rather than spin between runs, one inter-op thread, sequential
+    execution, CPU memory arena off (A.4)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if threads > 1:  # every session has its own pool; one spinning after its run takes the cores the next alternated session needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.enable_cpu_mem_arena = False

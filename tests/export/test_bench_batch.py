@@ -51,6 +51,10 @@ def test_the_session_takes_the_threads_asked_and_one_inter_op_thread(batch_of_th
     assert (options.intra_op_num_threads, options.inter_op_num_threads, options.enable_cpu_mem_arena) == (threads, 1, False)
 
 
+def test_threads_of_a_pool_sleep_between_runs(batch_of_three):
+    assert ort_session(batch_of_three, threads=2).get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
 def test_one_thread_is_pinned_to_one_core_and_more_are_not():
     before, torch_threads = os.sched_getaffinity(0), torch.get_num_threads()
