@@ -30,15 +30,17 @@ def cost(
 ) -> None:
     """Latency, energy, memory traffic, crossbars, area and ADC share, per block and in total; no weights needed."""
     from surgery.cli.render import cost_tables
+    from surgery.graph.shaped import ShapedGraphs
     from surgery.measure.costing import price_models
     from surgery.measure.plots import plot_energy
     from surgery.rewrite.student import plan_and_build
     from surgery.targets import resolve_target
 
     recipe = resolve_target(target, [*overrides, *option_overrides(img_size, policy, preset, gpu)], accepts=("recipe", "model")).recipe
-    planned = plan_and_build(recipe, device)
+    graphs = ShapedGraphs()
+    planned = plan_and_build(recipe, device, graphs)
     warn_skipped(planned[0].skipped)
-    report = price_models(recipe, *planned).to_json()
+    report = price_models(recipe, *planned, graphs).to_json()
     if plot is not None:
         plot_energy(report, plot)
         stderr.print(f"energy plot written to {plot}", highlight=False)
