@@ -15,7 +15,7 @@ from surgery.recipe.data import WikiData
 from surgery.recipe.hardware import hardware_problems
 from surgery.recipe.problems import did_you_mean
 from surgery.recipe.schema import Recipe, Rewrite
-from surgery.recipe.stages import EvaluateStage, FinetuneStage, FitStage, Stage
+from surgery.recipe.stages import DistillStage, EvaluateStage, FinetuneStage, FitStage, Stage
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -55,7 +55,7 @@ def _kind_problems(recipe: Recipe) -> Iterator[Problem]:
         reads = "token ids (data kind wiki)" if text else "images (data kinds folder, digits, synthetic)"
         yield Problem(recipe.location_of(("data", "kind")), f"data.kind: {recipe.data.kind} does not fit a {recipe.model.source} model, which reads {reads}")
     for index, stage in enumerate(recipe.stages):
-        for key, message in _stage_misfits(stage, text):
+        for key, message in [*_stage_misfits(stage, text), *_unpaired_pruning(stage)]:
             yield Problem(recipe.location_of(("stages", index, key)), f"stages.{index}.{key}: {message}")
 
 
@@ -69,6 +69,19 @@ def _stage_misfits(stage: Stage, text: bool) -> Iterator[tuple[str, str]]:
         if misfits:
             kind = "a text encoder has no classifier (embedding measures it)" if text else "embedding and latency measure text encoders (images: surgery bench)"
             yield "metrics", f"{', '.join(sorted(misfits))}: {kind}"
+
+
+def _unpaired_pruning(stage: Stage) -> Iterator[tuple[str, str]]:
+    """A distill stage prunes with both a Hoyer weight and a threshold, or with neither.
+
+    A threshold alone would cut a model no penalty has sparsified; a penalty alone would leave its small units in place.
+    """
+    if not isinstance(stage, DistillStage) or bool(stage.hoyer_weight) == (stage.threshold is not None):
+        return
+    if stage.threshold is not None:
+        yield "threshold", "removes the units a Group-HS penalty has made small; set hoyer_weight > 0 as well, or drop threshold"
+    else:
+        yield "hoyer_weight", "sparsifies units for a threshold to remove; set threshold as well (prune does both in a stage of its own)"
 
 
 def _is_timm_model(name: str) -> bool:

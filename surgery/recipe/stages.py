@@ -52,7 +52,11 @@ class FitStage(TrainingStage):
 
 
 class DistillStage(TrainingStage):
-    """Block-wise distillation: only substitutes train, matching the teacher's block outputs (paper eq. 4)."""
+    """Block-wise distillation: only substitutes train, matching the teacher's block outputs (paper eq. 4).
+
+    With a hoyer_weight it also prunes (paper §3.3, "jointly with block-level distillation"): the Group-HS
+    penalty joins the loss and the units under threshold are removed at the end, as a prune stage removes them.
+    """
 
     kind: Literal["distill"] = "distill"
     """Stage type."""
@@ -70,6 +74,10 @@ class DistillStage(TrainingStage):
     """Weight of the task loss: cross-entropy on the labels; for a text encoder, 1 - cosine of its sentence embedding to the teacher's."""
     mode: Literal["free_running", "teacher_forced"] = "free_running"
     """Feed each student block its own previous output, or the teacher's."""
+    hoyer_weight: float = Field(0.0, ge=0)
+    """Coefficient of the Group-HS penalty (as in prune) added to the distillation loss; 0 distills without pruning."""
+    threshold: float | None = Field(None, ge=0)
+    """Group norm under which a hidden unit is removed at the end of the stage; given exactly when hoyer_weight is."""
 
 
 class KDSpec(StrictModel):

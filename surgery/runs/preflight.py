@@ -19,7 +19,7 @@ from far_modules import Prunable, get_substitute, substitute_names
 from surgery.data import check_folders, per_rank_batch, train_size
 from surgery.errors import FieldError, SurgeryError
 from surgery.models import recipe_model, sequence_length, takes_tokens
-from surgery.recipe import EvaluateStage, FolderData, Recipe, TrainingStage, WikiData, check_recipe
+from surgery.recipe import DistillStage, EvaluateStage, FolderData, Recipe, Stage, TrainingStage, WikiData, check_recipe
 from surgery.rewrite.plan import plan
 from surgery.runs.head import fit_head
 from surgery.runs.rundir import check_run_dir
@@ -97,13 +97,19 @@ def _classifier_note(recipe: Recipe) -> str:
 
 
 def check_prunable(recipe: Recipe) -> None:
-    """A prune stage needs a substitute that can shrink (`far_modules.Prunable`) among the recipe's rewrites."""
-    prune = next((index for index, stage in enumerate(recipe.stages) if stage.kind == "prune"), None)
+    """A stage that prunes (prune, or distill with a hoyer_weight) needs a substitute that can shrink
+    (`far_modules.Prunable`) among the recipe's rewrites."""
+    prune = next((index for index, stage in enumerate(recipe.stages) if _prunes(stage)), None)
     used = sorted({rewrite.substitute for rewrite in recipe.rewrites})
     if prune is not None and not any(_prunable(name) for name in used):
-        where = recipe.location_of(("stages", prune, "kind")) or f"stages.{prune}.kind"
+        key, what = ("kind", "prune") if recipe.stages[prune].kind == "prune" else ("hoyer_weight", "distill with a hoyer_weight")
+        where = recipe.location_of(("stages", prune, key)) or f"stages.{prune}.{key}"
         prunable = ", ".join(name for name in substitute_names() if _prunable(name))
-        raise SurgeryError(f"{where}: prune needs a prunable substitute ({prunable}); this recipe uses {', '.join(used)}")
+        raise SurgeryError(f"{where}: {what} needs a prunable substitute ({prunable}); this recipe uses {', '.join(used)}")
+
+
+def _prunes(stage: Stage) -> bool:
+    return stage.kind == "prune" or (isinstance(stage, DistillStage) and stage.hoyer_weight > 0)
 
 
 def _prunable(name: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from torch import nn
 from torch.utils.data import DataLoader
 
-from far_modules import Registry, keep_masks, prunable_modules, pruning_report, unit_counts
+from far_modules import Prunable, Registry, UnitKey, keep_masks, prunable_modules, pruning_report, unit_counts
 from surgery.data import Loaders, build_loaders, build_val_loader
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
@@ -29,7 +29,7 @@ from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object
 from surgery.train.engine import Engine, Evaluator, Objective
 from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, top1
-from surgery.train.objectives import ce_objective, distill_objective, embedding_objective, finetune_objective, prune_objective
+from surgery.train.objectives import ce_objective, distill_objective, embedding_objective, finetune_objective, hoyer_regularised, prune_objective
 
 StageRunner = Callable[[RunState, Any, int, dict | None], None]
 """Runs one stage: (state, its spec from the recipe, its index, training state to resume from or None)."""
@@ -67,7 +67,11 @@ def distill(state: RunState, stage: DistillStage, index: int, resume: dict | Non
     if not trainable:
         raise SurgeryError(f"stage {stage_label(stage, index)}: the substitutes have no parameters to distill (identity?); drop the stage")
     objective = distill_objective(state.teacher, stage, state.block_paths, state.plan.selected_paths, text=state.text)
+    if stage.hoyer_weight:
+        objective = hoyer_regularised(objective, list(_prunable(state, stage, index).values()), stage.hoyer_weight)
     _train(state, state.student, trainable, stage, index, resume, objective, "student")
+    if stage.threshold is not None:
+        _shrink(state, stage.threshold)
 
 
 @STAGES.register("finetune")
@@ -81,9 +85,7 @@ def finetune(state: RunState, stage: FinetuneStage, index: int, resume: dict | N
 @STAGES.register("prune")
 def prune(state: RunState, stage: PruneStage, index: int, resume: dict | None) -> None:
     """Hoyer-regularised training, then every unit under the threshold removed for good."""
-    modules = prunable_modules(state.student)
-    if not modules:
-        raise SurgeryError(f"stage {stage_label(stage, index)}: no substitute of this run is prunable")
+    modules = _prunable(state, stage, index)
     trainable = _select(state.student, lambda name: True)
     objective = prune_objective(stage, list(modules.values()), state.teacher, text=state.text)
     _train(state, state.student, trainable, stage, index, resume, objective, "student")
@@ -139,12 +141,24 @@ def _save(state: RunState, index: int, label: str, epoch: int, step: int, traini
     return path
 
 
+def _prunable(state: RunState, stage: DistillStage | PruneStage, index: int) -> dict[str, Prunable]:
+    """The student's prunable substitutes by path; a stage that prunes with none is refused."""
+    modules = prunable_modules(state.student)
+    if not modules:
+        raise SurgeryError(f"stage {stage_label(stage, index)}: no substitute of this run is prunable")
+    return modules
+
+
 def _shrink(state: RunState, threshold: float) -> None:
-    """Decide on rank 0, shrink everywhere, and record the new structure and the kept fractions."""
+    """Decide on rank 0, shrink everywhere, and record the new structure and the kept fractions.
+
+    A second removal (a pruning distill stage, then a prune stage) counts from the units before the first.
+    """
     report = {}
+    original = state.results.get("pruning", {}).get("by_site", {})
     for path, module in prunable_modules(state.student).items():
         keep = broadcast_object({k: v.cpu() for k, v in keep_masks(module, threshold).items()}, state.ctx)
-        before = unit_counts(module)
+        before = _units_before(original.get(path)) or unit_counts(module)
         shrunk = module.shrink(keep)
         state.student.set_submodule(path, shrunk)
         report[path] = pruning_report(before, unit_counts(shrunk)).to_dict()
@@ -153,6 +167,11 @@ def _shrink(state: RunState, threshold: float) -> None:
     total_before = sum(row["before"] for r in report.values() for row in r["units"])
     total_after = sum(row["after"] for r in report.values() for row in r["units"])
     state.results["pruning"] = {"kept_fraction": total_after / total_before, "by_site": report}
+
+
+def _units_before(site: dict[str, Any] | None) -> dict[UnitKey, int] | None:
+    """A site's unit counts before its first pruning, from that pruning's report (JSON rows)."""
+    return {(row["head"], row["direction"]): row["before"] for row in site["units"]} if site else None
 
 
 def _epoch_metric(state: RunState, loaders: Loaders) -> Evaluator:

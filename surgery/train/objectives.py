@@ -177,8 +177,21 @@ def prune_objective(stage: PruneStage, prunable: Sequence[nn.Module], teacher: n
 
     def objective(student: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
         task_term, logs = task(predict(student, inputs), _teacher_output(teacher, inputs, task), labels)
-        hoyer = torch.stack([hoyer_penalty(module) for module in prunable]).sum()
-        loss = task_term + stage.hoyer_weight * hoyer
-        return StepResult(loss, {"loss": loss.item(), **logs, "hoyer": hoyer.item()})
+        return StepResult(task_term, {"loss": task_term.item(), **logs})
 
-    return objective
+    return hoyer_regularised(objective, prunable, stage.hoyer_weight)
+
+
+def hoyer_regularised(objective: Objective, prunable: Sequence[nn.Module], weight: float) -> Objective:
+    """`objective` + weight · Σ Group-HS over `prunable`'s hidden-unit groups; the sum is logged as `hoyer`.
+
+    One penalty for both ways of pruning the paper allows: a prune stage's task loss, or block distillation's (§3.3).
+    """
+
+    def regularised(model: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
+        result = objective(model, inputs, labels)
+        hoyer = torch.stack([hoyer_penalty(module) for module in prunable]).sum()
+        loss = result.loss + weight * hoyer
+        return StepResult(loss, {**result.logs, "loss": loss.item(), "hoyer": hoyer.item()})
+
+    return regularised

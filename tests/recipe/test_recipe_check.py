@@ -70,3 +70,33 @@ def test_missing_checkpoint_is_located(recipe_file: Path) -> None:
 def test_every_problem_is_reported(recipe_file: Path) -> None:
     overrides = ["model.name=nope_model", "rewrites.0.params.x=1", "rewrites.0.params.y=2"]
     assert len(problems_of(load_recipe(recipe_file, overrides))) == 3
+
+
+JOINT = RECIPE + """\
+stages:
+  - kind: distill
+    epochs: 1
+    lr: 1.0e-3
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "line", "message"),
+    [
+        ("    threshold: 0.5\n", 11, "stages.0.threshold: removes the units a Group-HS penalty has made small; set hoyer_weight > 0 as well"),
+        ("    hoyer_weight: 1.0\n", 11, "stages.0.hoyer_weight: sparsifies units for a threshold to remove; set threshold as well"),
+        ("    hoyer_weight: 0\n    threshold: 0.5\n", 12, "stages.0.threshold: removes the units a Group-HS penalty has made small"),
+    ],
+)
+def test_a_distill_stage_prunes_with_both_hoyer_weight_and_threshold_or_neither(tmp_path: Path, given: str, line: int, message: str) -> None:
+    path = tmp_path / "joint.yaml"
+    path.write_text(JOINT + given, encoding="utf-8")
+    [problem] = problems_of(load_recipe(path))
+    assert problem.startswith(f"{path}:{line}:5: {message}")
+
+
+def test_a_distill_stage_with_both_or_neither_passes(tmp_path: Path) -> None:
+    path = tmp_path / "joint.yaml"
+    for given in ("", "    hoyer_weight: 1.0\n    threshold: 0.5\n"):
+        path.write_text(JOINT + given, encoding="utf-8")
+        check_recipe(load_recipe(path))

@@ -93,3 +93,14 @@ def test_a_prune_stage_without_a_prunable_substitute_is_refused_before_anything_
     assert result.exit_code == 2
     assert result.stderr.strip().endswith(": prune needs a prunable substitute (bigru, bilstm); this recipe uses conv")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pruning_distill_stage_without_a_prunable_substitute_is_refused_at_its_hoyer_weight(tmp_path: Path):
+    data = recipe_data(trained=True)
+    data["rewrites"][0] = {"select": {"path": "blocks.*.attn"}, "substitute": "conv"}
+    data["stages"] = [data["stages"][0], {**data["stages"][1], "hoyer_weight": 1.0, "threshold": 0.5}]
+    recipe = write_recipe(tmp_path, data)
+    result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert result.exit_code == 2
+    line = next(number for number, text in enumerate(recipe.read_text().splitlines(), 1) if "hoyer_weight" in text)
+    assert re.match(rf"{recipe}:{line}:\d+: distill with a hoyer_weight needs a prunable substitute \(bigru, bilstm\); this recipe uses conv", result.stderr)

@@ -1,4 +1,5 @@
-"""The distillation objective's choices do what the recipe says (paper eq. 3-4)."""
+"""The distillation objective's choices do what the recipe says (paper eq. 3-4), and the Group-HS term joins it or the
+prune stage's task loss alike (§3.3)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import copy
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 
-from surgery.recipe import DistillStage
-from surgery.train.objectives import distill_objective, similarity_loss
+from far_modules import hoyer_penalty, prunable_modules
+from surgery.recipe import DistillStage, PruneStage, Recipe
+from surgery.rewrite.plan import plan
+from surgery.rewrite.student import build_student
+from surgery.train.objectives import distill_objective, hoyer_regularised, prune_objective, similarity_loss
 
 BLOCKS, SITES = ["blocks.0", "blocks.1"], ["blocks.0.attn", "blocks.1.attn"]
 
@@ -68,3 +73,34 @@ def test_reduce_mean_is_sum_over_blocks(teacher):
 def test_site_targets_ignore_the_mlp(teacher):
     assert similarity(teacher, perturbed(teacher, "blocks.1"), at="site") == pytest.approx(0.0, abs=1e-12)
     assert similarity(teacher, perturbed(teacher, "blocks.1"), at="block") > 0
+
+
+def with_bilstms(teacher: torch.nn.Module) -> torch.nn.Module:
+    """The teacher with each attention replaced by a multi-head BiLSTM, as a run's rewrite builds it."""
+    recipe = Recipe.model_validate({"name": "t", "model": {"name": "vit_tiny_patch16_224"}, "rewrites": [{"substitute": "bilstm"}]})
+    return build_student(teacher, plan(recipe, teacher))
+
+
+def hoyer_sum(student: torch.nn.Module) -> torch.Tensor:
+    return sum(hoyer_penalty(module) for module in prunable_modules(student).values())
+
+
+@pytest.mark.parametrize("mode", ["free_running", "teacher_forced"])
+def test_hoyer_term_joins_block_distillation_in_either_mode(teacher, mode):
+    student, images, labels = with_bilstms(teacher), torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    plain = distill_objective(teacher, DistillStage(epochs=1, lr=1e-3, mode=mode), BLOCKS, SITES)
+    joint = hoyer_regularised(plain, list(prunable_modules(student).values()), 0.1)(student, images, labels)
+    assert joint.loss.item() == pytest.approx(plain(student, images, labels).loss.item() + 0.1 * hoyer_sum(student).item(), rel=1e-6)
+    assert joint.logs["hoyer"] == pytest.approx(hoyer_sum(student).item()) and {"sim", "ce"} <= joint.logs.keys()
+    assert joint.logs["loss"] == pytest.approx(joint.loss.item())
+    joint.loss.backward()
+    assert all(rnn.weight_hh_l0.grad.abs().sum() > 0 for module in prunable_modules(student).values() for rnn in module.forward_rnns)
+
+
+def test_prune_objective_is_the_task_loss_plus_the_weighted_hoyer_sum(teacher):
+    student, images, labels = with_bilstms(teacher), torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    prune = PruneStage(epochs=1, lr=1e-3, hoyer_weight=0.5, threshold=0.1)
+    result = prune_objective(prune, list(prunable_modules(student).values()), teacher)(student, images, labels)
+    expected = F.cross_entropy(student(images), labels) + 0.5 * hoyer_sum(student)
+    assert result.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert result.logs["ce"] == pytest.approx(F.cross_entropy(student(images), labels).item(), rel=1e-6)
