@@ -1,43 +1,53 @@
-"""Token-to-token dependency maps (paper §4.3, appendix C): the teacher's attention beside the student's saliency.
+"""Token-to-token dependency maps of one site (paper §4.3): what each output token reads from each input token.
 
-Attention states its dependencies: the mean softmax rows (`surgery.detect.sparsity`).
-A substitute does not, so, as the paper does for FAR, its dependency of output
+Attention states its dependencies: its softmax rows (`surgery.detect.sparsity`).
+A substitute does not, so, as the paper does for FAR, the dependency of output
 token i on input token j is read from gradients: the norm over channels of
-∂ y_i / ∂ x_j, summed over the samples, rows normalised to sum to one. Maps are
-drawn per site (all tokens) and, for the class token, as a patch-grid image per
-teacher head beside the student's.
+∂ y_i / ∂ x_j (y_i summed over its channels), summed over the samples. Besides
+the map of the whole substitute, a multi-head recurrent substitute gives one map
+per head and direction: y is then that LSTM's own output, read where the
+substitute's output projection receives it. Rows are normalised to sum to one.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from surgery.detect.sparsity import SiteSparsity, validation_images
-from surgery.figures import pyplot, save_figure
-from surgery.models import input_size
-from surgery.recipe import Recipe
-from surgery.rewrite.adapters import SiteAdapter
-from surgery.runs import RunDir, load_run
+HeadKey = tuple[int, str]
+"""(head, direction): a head's forward or backward recurrence."""
 
 
-def saliency(module: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
-    """(N, N) dependency of each output token on each input token of a (B, N, C) -> (B, N, C') module."""
-    total = None
-    for x in inputs:
-        x = x.detach().requires_grad_(True)
-        y = module(x)
-        rows = []
-        for token in range(y.shape[1]):
-            (grad,) = torch.autograd.grad(y[:, token].sum(), x, retain_graph=token + 1 < y.shape[1])
-            rows.append(grad.norm(dim=-1).sum(0))  # (N,): over channels, summed over samples
-        matrix = torch.stack(rows)
-        total = matrix if total is None else total + matrix
-    assert total is not None, "saliency needs at least one input batch"
-    return total / total.sum(-1, keepdim=True).clamp_min(1e-12)
+@torch.enable_grad()
+def saliency(module: Callable[[torch.Tensor], torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
+    """(N, N) dependency of each output token on each input token of a (B, N, C) -> (B, N, C') module, rows normalised."""
+    total = sum(token_gradients(module(x), x) for x in _leaves(inputs))
+    return normalise_rows(total)
+
+
+@torch.enable_grad()
+def head_saliency(site: Callable[[torch.Tensor], torch.Tensor], substitute: nn.Module, inputs: list[torch.Tensor]) -> dict[HeadKey, torch.Tensor]:
+    """(N, N) map per (head, direction) of `substitute`, run by `site`; {} unless it has `unit_groups()` and an `out_proj`.
+
+    Output token i of a head and direction is that recurrence's hidden state at token i, as the output
+    projection receives it: in the order `site` hands tokens to the substitute (the site's own order
+    when it reads in raster order), whatever order the direction reads in.
+    """
+    groups = _head_columns(substitute)
+    if not groups:
+        return {}
+    totals: dict[HeadKey, torch.Tensor] = {}
+    for x in _leaves(inputs):
+        with _projection_input(substitute) as seen:
+            site(x)
+        if len(seen) != 1:
+            raise ValueError(f"the substitute ran {len(seen)} times in one call of its site; per-head maps need one run")
+        for key, columns in groups.items():
+            totals[key] = totals.get(key, 0) + token_gradients(seen[0][..., columns], x)
+    return {key: normalise_rows(total) for key, total in totals.items()}
 
 
 def site_inputs(model: nn.Module, path: str, images: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -53,44 +63,47 @@ def site_inputs(model: nn.Module, path: str, images: list[torch.Tensor]) -> list
     return seen
 
 
-def plot_dependency(teacher: SiteSparsity, student: torch.Tensor, path: Path, prefix: int, title: str) -> None:
-    """Three panels of one site: teacher attention (mean over heads), student saliency, and class-token rows per head."""
-    plt = pyplot()
-    assert teacher.attention is not None, "the teacher's attention maps come from attention_sparsity"
-    heads = teacher.attention.shape[0]
-    columns = 2 + (heads + 1 if prefix else 0)
-    figure, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.2), squeeze=False)
-    for ax, matrix, name in zip(axes[0], (teacher.attention.mean(0), student), ("teacher attention", "student saliency")):
-        ax.imshow(matrix.numpy(), cmap="magma")
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("input token")
-        ax.set_ylabel("output token")
-    if prefix:
-        side = math.isqrt(student.shape[-1] - prefix)
-        cls_rows = [*(teacher.attention[h, 0, prefix:] for h in range(heads)), student[0, prefix:]]
-        names = [*(f"teacher head {h}: CLS→patch" for h in range(heads)), "student: CLS→patch"]
-        for ax, row, name in zip(axes[0][2:], cls_rows, names):
-            ax.imshow(row.reshape(side, side).numpy() if side * side == row.numel() else row[None].numpy(), cmap="viridis")
-            ax.set_title(name, fontsize=8)
-            ax.axis("off")
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    save_figure(figure, path, dpi=110)
+def normalise_rows(matrix: torch.Tensor) -> torch.Tensor:
+    """Each row divided by its sum (rows of zeros stay zero)."""
+    return matrix / matrix.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-def dependency_maps(run: RunDir, recipe: Recipe, teacher: list[SiteSparsity], batch_size: int = 16) -> list[Path]:
-    """PNG per replaced token-sequence site of a finished run, in `<run>/plots/dependency/`; returns their paths.
+def _leaves(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each input as a fresh leaf that records gradients."""
+    if not inputs:
+        raise ValueError("a dependency map needs at least one input batch")
+    return [x.detach().requires_grad_(True) for x in inputs]
 
-    `teacher` is `surgery.analyze.sparsity.analyze` of the run: its attention maps are the teacher's side.
+
+def token_gradients(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(N_out, N_in): ‖∂ Σ_c y[b, i, c] / ∂ x[b, j]‖ over x's channels, summed over the batch b.
+
+    Samples do not mix, so one backward pass per output token gives every sample's row at once.
     """
-    student = load_run(run.root).eval()
-    adapters = {p: m for p, m in student.named_modules() if isinstance(m, SiteAdapter) and m.contract.layout == "tokens"}
-    images = validation_images(recipe, student, input_size(student, recipe.model.input_size), 1, batch_size)
-    written = []
-    for attention in (result for result in teacher if result.path in adapters):
-        adapter = adapters[attention.path]
-        student_map = saliency(adapter, site_inputs(student, attention.path, images))
-        target = run.plots / "dependency" / f"{attention.path}.png"
-        plot_dependency(attention, student_map.detach(), target, adapter.contract.prefix, f"{attention.path}: token-to-token dependency")
-        written.append(target)
-    return written
+    rows = []
+    for token in range(y.shape[1]):
+        (grad,) = torch.autograd.grad(y[:, token].sum(), x, retain_graph=True, allow_unused=True)
+        rows.append(x.new_zeros(x.shape[1]) if grad is None else grad.norm(dim=-1).sum(0))  # (N_in,)
+    return torch.stack(rows).detach()
+
+
+def _head_columns(substitute: nn.Module) -> dict[HeadKey, slice]:
+    """(head, direction) -> its columns of the output projection's input, for substitutes that expose unit groups."""
+    if not hasattr(substitute, "unit_groups") or not isinstance(getattr(substitute, "out_proj", None), nn.Linear):
+        return {}
+    columns, offset = {}, 0
+    for group in substitute.unit_groups():  # in out_proj column order
+        columns[group.key] = slice(offset, offset + group.size)
+        offset += group.size
+    return columns
+
+
+@contextmanager
+def _projection_input(substitute: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collects what the substitute's `out_proj` receives: the heads' outputs side by side, (B, N, Σ hidden)."""
+    seen: list[torch.Tensor] = []
+    handle = substitute.out_proj.register_forward_pre_hook(lambda _m, args: seen.append(args[0]) and None)
+    try:
+        yield seen
+    finally:
+        handle.remove()

@@ -1,0 +1,1 @@
+"""Tests of analysis: teacher vs student token-dependency maps, their correlations and figures."""
