@@ -18,8 +18,7 @@ from timm.data import resolve_model_data_config
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from surgery.data.digits import NUM_CLASSES as DIGITS_CLASSES
-from surgery.data.digits import digits_splits, digits_train_size
+from surgery.data.digits import digits_class_count, digits_splits, digits_train_size
 from surgery.data.folder import build_mixup, folder_class_count, folder_splits, folder_train_size
 from surgery.data.splits import Splits
 from surgery.data.synthetic import synthetic_splits
@@ -111,7 +110,7 @@ def class_count(data: Data) -> int:
         case FolderData():
             return folder_class_count(data)
         case DigitsData():
-            return DIGITS_CLASSES
+            return digits_class_count(data)
         case SyntheticData():
             return data.num_classes
         case WikiData():

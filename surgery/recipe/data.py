@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from surgery.recipe.strict import StrictModel
 
@@ -52,8 +52,17 @@ class DigitsData(StrictModel):
     """Data-loader worker processes."""
 
 
+    classes: list[int] | None = Field(None, min_length=2)
+    """Digits to keep, labelled 0..k-1 in the order written ([5, 6, 7, 8, 9]: 5 is label 0); none keeps all ten."""
 class SyntheticData(StrictModel):
     """Random images and labels: for smoke tests and timing, not accuracy."""
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_digits(cls, classes: list[int] | None) -> list[int] | None:
+        if classes is not None and (len(set(classes)) != len(classes) or not all(0 <= digit <= 9 for digit in classes)):
+            raise ValueError(f"expected distinct digits from 0 to 9, got {classes}")
+        return classes
 
     kind: Literal["synthetic"] = "synthetic"
     """Data source type."""

@@ -1,7 +1,8 @@
 """Reads recipe files into a validated `Recipe`, keeping where every key was written.
 
 The only module that imports yaml, and only its safe loader. Reading goes YAML
-(with positions) -> `extends` chain merged -> `--set` overrides -> pydantic.
+(with positions) -> `extends` chain merged -> `--set` overrides -> `model.from_run`'s
+model (and rewrites) filled in -> pydantic.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from surgery.errors import Location, Problem, RecipeError
+from surgery.recipe.from_run import resolve_from_run
 from surgery.recipe.overrides import parse_override, set_value
 from surgery.recipe.problems import validation_problems
 from surgery.recipe.schema import Recipe
@@ -64,6 +66,7 @@ def recipe_from_data(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> 
 
 def _validated(data: dict[str, Any], locations: Locations, overrides: Sequence[str]) -> Recipe:
     apply_overrides(data, locations, overrides)
+    resolve_from_run(data, locations, _read_mapping)
     try:
         return Recipe.model_validate(data, context={"locations": locations})
     except ValidationError as error:
@@ -215,4 +218,6 @@ def _base_path(ref: Any, path: Path, locations: Locations) -> Path:
 def dump_recipe(recipe: Recipe) -> str:
     """The fully resolved recipe as YAML (defaults filled in, `extends` and `--set` applied)."""
     data = recipe.model_dump(mode="json", by_alias=True, exclude={"extends"})
+    if recipe.model.from_run is None:  # as written before transfers existed: --resume compares this text
+        del data["model"]["from_run"], data["model"]["use"]
     return yaml.safe_dump(data, sort_keys=False)

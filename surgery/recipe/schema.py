@@ -31,6 +31,13 @@ class ModelSpec(StrictModel):
     """Extra keyword arguments of timm.create_model (img_size, num_classes, ...), or transformers config fields (num_hidden_layers, ...)."""
     input_size: tuple[int, ...] | None = None
     """One example: (C, H, W) for timm, none takes the pretrained_cfg; [N] tokens for transformers, none takes max_position_embeddings."""
+    from_run: Path | None = None
+    """A finished run to start from (downstream transfer): the loader takes name, source, kwargs and input_size from its
+    recipe (kwargs written here win; num_classes follows this recipe's data), and `surgery apply` its weights, with the
+    classifier reset to this recipe's data (relative paths start at the working directory)."""
+    use: Literal["student", "teacher"] = "student"
+    """Which model of from_run: its final student (pruned if it was), which brings the run's rewrites and pruned shapes;
+    or its teacher, rewritten by this recipe's rewrites (none: the attention model itself is trained, the baseline)."""
 
     @field_validator("input_size")
     @classmethod
@@ -48,6 +55,10 @@ class ModelSpec(StrictModel):
             raise ValueError("pretrained and checkpoint are mutually exclusive; keep one weight source")
         if self.source == "transformers" and self.checkpoint is not None:
             raise ValueError("checkpoint is read by timm; a transformers model loads its weights from name (pretrained: true)")
+        if self.from_run is not None and (self.pretrained or self.checkpoint is not None):
+            raise ValueError("from_run loads the run's weights; drop pretrained and checkpoint")
+        if self.from_run is None and self.use != "student":
+            raise ValueError("use chooses a model of from_run; give from_run: DIR, or drop use")
         return self
 
 
@@ -148,7 +159,7 @@ class Recipe(StrictModel):
     """Seed of every random number generator."""
     model: ModelSpec
     """The teacher."""
-    rewrites: list[Rewrite] = Field(min_length=1)
+    rewrites: list[Rewrite] = Field([], validate_default=True)
     """Site replacements, applied in order."""
     stages: list[Stage] = []
     """Training and evaluation stages, run in order."""
@@ -160,6 +171,14 @@ class Recipe(StrictModel):
     """Hardware cost model."""
 
     _locations: Locations = PrivateAttr(default_factory=dict)
+
+    @field_validator("rewrites")
+    @classmethod
+    def _something_to_rewrite(cls, rewrites: list[Rewrite], info: ValidationInfo) -> list[Rewrite]:
+        model = info.data.get("model")
+        if not rewrites and (model is None or model.from_run is None):
+            raise ValueError("give at least one rewrite; only a model from a finished run (model.from_run) may be trained as it is")
+        return rewrites
 
     @model_validator(mode="after")
     def _keep_locations(self, info: ValidationInfo) -> Recipe:

@@ -57,6 +57,8 @@ def _fit(recipe: Recipe, classes: int) -> tuple[Recipe, str | None]:
         where = recipe.location_of(("data",)) or "data"
         raise SurgeryError(f"{where}: the data has {classes} classes and {spec.name} has no classifier head to predict them")
     fitted = recipe.model_copy(update={"model": spec.model_copy(update={"kwargs": {**spec.kwargs, "num_classes": classes}})})
+    if spec.from_run is not None:  # the run's own class count is read with its weights (surgery.runs.transfer)
+        return fitted, f"the {spec.use} of {spec.from_run} gets a new {classes}-class classifier for the data"
     has = f"predicts {predicted} classes" if predicted else "has no classifier (features only)"
     note = f"{spec.name} {has} and the data has {classes}: its head starts as a new {classes}-class classifier"
     return fitted, note

@@ -1,7 +1,8 @@
 """`surgery apply`: run a recipe's stages in order, with the rewrite before the first student stage.
 
 Fit stages train the teacher; the rewrite happens right before the first other
-stage; every epoch and every finished stage is checkpointed, so `--resume`
+stage (a run from a finished one, `model.from_run`, may start with its student
+rewritten already); every epoch and every finished stage is checkpointed, so `--resume`
 continues a killed run where its last checkpoint left it.
 """
 
@@ -26,6 +27,7 @@ from surgery.runs.report import write_report
 from surgery.runs.rundir import RunDir, prepare_run_dir
 from surgery.runs.stages import run_stage
 from surgery.runs.state import RunProgress, RunState
+from surgery.runs.transfer import Source, load_source
 from surgery.train.checkpoint import (
     latest_checkpoint,
     load_state,
@@ -81,11 +83,25 @@ def apply_recipe(
 def _start(recipe: Recipe, run: RunDir, ctx: DistContext, resume: bool, tensorboard: bool) -> RunState:
     seed_everything(recipe.seed)
     model = recipe.model
+    checkpointed = resume and latest_checkpoint(run.checkpoints) is not None
+    source = load_source(recipe, ctx.device.type) if model.from_run is not None and not checkpointed else None
     fresh = not resume and not any(stage.kind == "fit" for stage in recipe.stages)
-    teacher = recipe_model(recipe, ctx.device.type, weights=fresh)
+    teacher = source.teacher if source is not None else recipe_model(recipe, ctx.device.type, weights=fresh)
     teacher.requires_grad_(False)
     log = MetricsLog(run.metrics if ctx.is_main else None, run.root / "tensorboard" if tensorboard and ctx.is_main else None)
-    return RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))
+    state = RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))
+    if source is not None:
+        _adopt(state, source)
+    return state
+
+
+def _adopt(state: RunState, source: Source) -> None:
+    """Start from a finished run's models; a student comes rewritten, so its teacher is saved now (no rewrite follows)."""
+    state.results["transfer"] = source.summary
+    if source.student is not None:
+        state.plan, state.student, state.record = source.plan, source.student, source.record
+        if state.ctx.is_main:
+            save_model(state.teacher, str(state.run.teacher_weights))
 
 
 def _rewrite(state: RunState) -> None:

@@ -1,7 +1,8 @@
 """Pre-flight: everything `surgery apply` can check before it writes a file or trains a step, in one place.
 
 The recipe and its registries, the stage order, the data folders, the
-classifier against the data's classes, every training stage's batch against
+classifier against the data's classes (from a finished run: the run, and its
+weights against the recipe's model), every training stage's batch against
 the training split, the plan (sites, selection, substitute options) on the
 meta device, a prunable substitute for a prune stage, and the output
 directory. `surgery apply --dry-run` runs only
@@ -23,6 +24,7 @@ from surgery.recipe import DistillStage, EvaluateStage, FolderData, Recipe, Stag
 from surgery.rewrite.plan import plan
 from surgery.runs.head import fit_head
 from surgery.runs.rundir import check_run_dir
+from surgery.runs.transfer import check_transfer
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
     recipe, head = fit_head(recipe)
     checked.append(f"classifier: {head or _classifier_note(recipe)}")
     if recipe.data is not None:
+    head = check_transfer(recipe) or head
         try:
             checked.append(check_batches(recipe, world_size))
         except FieldError as error:

@@ -28,7 +28,8 @@ def write_report(run: RunDir, results: dict[str, Any], recipe: Recipe) -> None:
 
 
 def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
-    """teacher / student / pruned rows (what each evaluate measured), the stages, their wall times, the hardware cost."""
+    """teacher / student / pruned rows (what each evaluate measured), the source run of a transfer, the stages, their
+    wall times, the hardware cost."""
     report: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model.name}
     for name in MODELS:
         if name in results:
@@ -38,6 +39,8 @@ def build_report(results: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
         report["pruning"] = results["pruning"]
     if "head" in results:
         report["head"] = results["head"]
+    if "transfer" in results:
+        report["transfer"] = results["transfer"]
     report["stages"] = results.get("stages", [])
     if "cost" in results:
         report["cost"] = results["cost"]
@@ -61,6 +64,9 @@ DELTAS = ("top1", "probe_top1")
 def render_markdown(report: dict[str, Any]) -> str:
     rows = {name: report[name] for name in MODELS if name in report}
     lines = [f"# {report['recipe']}: {report['model']}", "", *_metrics_table(rows)]
+    if "transfer" in report:
+        transfer = report["transfer"]
+        lines += ["", f"Started from the {transfer['use']} of the finished run {transfer['from_run']} (model.from_run)."]
     if "head" in report:
         lines += ["", f"Classifier: {report['head']}."]
     if "pruned" in report:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from surgery.errors import SurgeryError
+from surgery.recipe.from_run import RUN_RECIPE
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class RunDir:
 
     @property
     def recipe(self) -> Path:
-        return self.root / "recipe.resolved.yaml"
+        return self.root / RUN_RECIPE
 
     @property
     def record(self) -> Path:

@@ -97,7 +97,8 @@ def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | N
     """The stage's metrics (`EvaluateStage.metrics`) of the teacher, once, and of the current student."""
     metrics = set(stage.metrics or (TEXT_METRICS if state.text else IMAGE_METRICS))
     data = _EvalData(state)
-    if "teacher" not in state.results:  # the teacher does not change after the rewrite: measured once per run
+    # the teacher does not change after the rewrite: measured once per run; a transfer's is its source's, with a new, untrained classifier
+    if "teacher" not in state.results and state.recipe.model.from_run is None:
         state.results["teacher"] = _measure(state, state.teacher, metrics - {"fidelity"}, stage, data)
     label = "pruned" if state.pruned else "student"
     measured = _measure(state, state.student, metrics, stage, data)
@@ -203,7 +204,7 @@ def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: Evalua
         measured["top1"] = top1(model, data.val, state.ctx)
     if "embedding" in metrics:
         measured.update(embedding_report(model, state.teacher, data.val, data.train, state.ctx))
-    if "fidelity" in metrics:
+    if "fidelity" in metrics and state.block_paths:  # a model trained as it is (a transfer without rewrites) has no replaced block
         fidelity = block_fidelity(state.teacher, model, state.block_paths, data.val, state.ctx)
         measured["fidelity"] = sum(fidelity.values()) / len(fidelity)
         measured["fidelity_by_block"] = fidelity
