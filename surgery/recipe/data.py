@@ -48,14 +48,10 @@ class DigitsData(StrictModel):
     """Share of the images held out for validation."""
     split_seed: int = 0
     """Seed of the train/validation split."""
-    workers: int = Field(0, ge=0)
-    """Data-loader worker processes."""
-
-
     classes: list[int] | None = Field(None, min_length=2)
     """Digits to keep, labelled 0..k-1 in the order written ([5, 6, 7, 8, 9]: 5 is label 0); none keeps all ten."""
-class SyntheticData(StrictModel):
-    """Random images and labels: for smoke tests and timing, not accuracy."""
+    workers: int = Field(0, ge=0)
+    """Data-loader worker processes."""
 
     @field_validator("classes")
     @classmethod
@@ -63,6 +59,10 @@ class SyntheticData(StrictModel):
         if classes is not None and (len(set(classes)) != len(classes) or not all(0 <= digit <= 9 for digit in classes)):
             raise ValueError(f"expected distinct digits from 0 to 9, got {classes}")
         return classes
+
+
+class SyntheticData(StrictModel):
+    """Random images and labels: for smoke tests and timing, not accuracy."""
 
     kind: Literal["synthetic"] = "synthetic"
     """Data source type."""

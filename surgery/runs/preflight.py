@@ -53,9 +53,9 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
             raise SurgeryError(f"{where}: {error}" if where else str(error)) from error
         checked.append(f"data folders: {recipe.data.root / recipe.data.train_split}, {recipe.data.root / recipe.data.val_split}")
     recipe, head = fit_head(recipe)
+    head = check_transfer(recipe) or head
     checked.append(f"classifier: {head or _classifier_note(recipe)}")
     if recipe.data is not None:
-    head = check_transfer(recipe) or head
         try:
             checked.append(check_batches(recipe, world_size))
         except FieldError as error:
