@@ -3,9 +3,10 @@
 Attention probabilities and gradient norms live on different scales (the
 paper's "intensity scaling differences"), so maps are compared by rank: ρ = 1
 when the student orders every (output, input) token pair as the teacher does,
-0 when the orders are unrelated. Per block three numbers: the teacher's mean
-attention against the student's saliency at the site, the two cumulative
-attributions, and, where teacher and student have the same number of heads,
+0 when the orders are unrelated. Per block: the teacher's mean attention
+against the student's saliency at the site; the two cumulative attributions,
+over all token pairs and without each token's dependency on itself (the
+residual path makes that diagonal the largest entry of both); and, where teacher and student have the same number of heads,
 each teacher head against the student head of the same index (forward,
 backward, and both directions summed).
 """
@@ -56,13 +57,16 @@ class BlockAgreement:
     """Teacher mean attention vs student saliency at the site."""
     attribution: float
     """Teacher vs student cumulative attribution from the patch embedding to the block output."""
+    attribution_off_diagonal: float
+    """The same without the diagonal: how alike the dependencies between different tokens are."""
     heads: list[dict[str, float]]
     """Per teacher head: ρ with the student head of the same index, `forward`, `backward` and `both`; empty where heads differ in count."""
 
     def to_json(self) -> dict[str, object]:
         """Plain data; an undefined ρ (a constant map) becomes null."""
         heads = [{name: _finite(value) for name, value in row.items()} for row in self.heads]
-        return {"block": self.block, "site": self.site, "attention": _finite(self.attention), "attribution": _finite(self.attribution), "heads": heads}
+        numbers = {name: _finite(getattr(self, name)) for name in ("attention", "attribution", "attribution_off_diagonal")}
+        return {"block": self.block, "site": self.site, **numbers, "heads": heads}
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,8 +86,10 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 def compare(maps: BlockMaps) -> BlockAgreement:
     """The correlations of one block's maps."""
     attention = rank_correlation(maps.teacher_heads.mean(0), maps.student)
-    attribution = rank_correlation(maps.teacher_attribution, maps.student_attribution)
-    return BlockAgreement(maps.block, maps.site, attention, attribution, _head_correlations(maps))
+    teacher, student = maps.teacher_attribution, maps.student_attribution
+    others = ~torch.eye(teacher.shape[0], dtype=torch.bool)
+    attribution = rank_correlation(teacher, student), rank_correlation(teacher[others], student[others])
+    return BlockAgreement(maps.block, maps.site, attention, *attribution, _head_correlations(maps))
 
 
 def _head_correlations(maps: BlockMaps) -> list[dict[str, float]]:

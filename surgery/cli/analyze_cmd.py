@@ -77,13 +77,13 @@ def _sparsity_table(results: list[SiteSparsity], weights: str) -> Table:
 
 
 def _agreement_table(agreements: list[BlockAgreement], images: int) -> Table:
-    """Spearman ρ per block: site maps, cumulative attributions, and each head (both directions) where heads correspond."""
+    """Spearman ρ per block: site maps, cumulative attributions (all pairs, then without the diagonal), and each head where heads correspond."""
     table = Table(box=box.SIMPLE_HEAD, title=f"teacher vs student token dependencies, Spearman ρ over {images} validation images")
-    for column in ("block", "site", "attention ~ saliency", "cumulative attribution", "per head (fwd+bwd)"):
+    for column in ("block", "site", "attention ~ saliency", "cumulative attribution", "off-diagonal", "per head (fwd+bwd)"):
         table.add_column(column, justify="left" if column in ("block", "site") else "right")
     for a in agreements:
         heads = " ".join(_number(h["both"]) for h in a.heads) or "-"
-        table.add_row(a.block, a.site, _number(a.attention), _number(a.attribution), heads)
+        table.add_row(a.block, a.site, _number(a.attention), _number(a.attribution), _number(a.attribution_off_diagonal), heads)
     return table
 
 

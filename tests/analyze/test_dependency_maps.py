@@ -133,11 +133,19 @@ def test_a_student_that_copies_the_teacher_agrees_everywhere_and_heads_are_compa
     teacher = normalise_rows(torch.rand(2, 5, 5))
     copies = {(h, d): teacher[h] for h in range(2) for d in ("forward", "backward")}
     agreement = compare(block_maps(teacher, copies, teacher.mean(0)))
-    assert agreement.attention == pytest.approx(1.0) and agreement.attribution == pytest.approx(1.0)
+    assert agreement.attention == agreement.attribution == agreement.attribution_off_diagonal == pytest.approx(1.0)
     assert [set(h) for h in agreement.heads] == [{"forward", "backward", "both"}] * 2
     assert all(v == pytest.approx(1.0) for h in agreement.heads for v in h.values())
     one_head = {(0, d): teacher[0] for d in ("forward", "backward")}
     assert compare(block_maps(teacher, one_head, teacher.mean(0))).heads == []
+
+
+def test_the_off_diagonal_correlation_ignores_what_each_token_takes_from_itself():
+    teacher = normalise_rows(torch.rand(1, 5, 5))
+    student = teacher[0] + torch.eye(5) * torch.arange(5.0)  # different diagonal, same dependencies between tokens
+    maps = BlockMaps("blocks.0", "blocks.0.attn", teacher, student, {}, teacher[0], student, prefix=1)
+    agreement = compare(maps)
+    assert agreement.attribution < 0.99 and agreement.attribution_off_diagonal == pytest.approx(1.0)
 
 
 def test_a_constant_student_map_has_no_correlation_and_json_says_null():

@@ -20,7 +20,7 @@ def test_maps_report_correlations_per_block_and_head_and_write_figures(run_copy)
     assert maps["images"] == 4
     assert [(b["block"], b["site"]) for b in maps["blocks"]] == [("blocks.0", "blocks.0.attn"), ("blocks.1", "blocks.1.attn")]
     for block in maps["blocks"]:
-        assert -1 <= block["attribution"] <= 1 and -1 <= block["attention"] <= 1
+        assert all(-1 <= block[name] <= 1 for name in ("attention", "attribution", "attribution_off_diagonal"))
         assert len(block["heads"]) == 2 and all(set(h) == {"forward", "backward", "both"} for h in block["heads"])
     figures = [Path(p) for p in maps["figures"]]
     assert [p.name for p in figures] == ["overview.png", "blocks.0.attn.png", "blocks.1.attn.png"]
