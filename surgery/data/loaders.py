@@ -5,6 +5,8 @@ Every loader draws its order from a `DistributedSampler`, also in a single proce
 are reproducible, each epoch reshuffles, and each rank of a multi-process run sees a
 disjoint shard. Validation is neither shuffled nor augmented; with several ranks the
 sampler pads it by repeating a few images so every rank runs the same number of batches.
+Folder data with `repeated_aug` draws its training order from timm's `RepeatAugSampler`
+instead (DeiT's repeated augmentation), shuffled by the same `seed + epoch`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Literal
 
 import torch
 from timm.data import resolve_model_data_config
+from timm.data.distributed_sampler import RepeatAugSampler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -72,7 +75,8 @@ def build_loaders(
     """
     per_rank = per_rank_batch(batch_size, world_size)
     splits = _splits(data, input_size, seed, model)
-    shard = _Shard(world_size, rank, seed, data.workers)
+    repeats = data.repeated_aug if isinstance(data, FolderData) else 1
+    shard = _Shard(world_size, rank, seed, data.workers, repeats)
     mixup = build_mixup(data, splits.num_classes, label_smoothing, per_rank) if isinstance(data, FolderData) else None
     return Loaders(
         train=shard.loader(splits.train, per_rank, train=True),
@@ -134,7 +138,7 @@ def train_size(data: Data) -> int:
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Reseed the loader's shuffle for `epoch`; call it before iterating each epoch."""
-    if isinstance(loader.sampler, DistributedSampler):
+    if isinstance(loader.sampler, (DistributedSampler, RepeatAugSampler)):
         loader.sampler.set_epoch(epoch)
 
 
@@ -168,11 +172,11 @@ class _Shard:
     rank: int
     seed: int
     workers: int
+    repeats: int = 1
+    """Draws of each training image per epoch (repeated augmentation); 1 draws each once."""
 
     def loader(self, dataset: Dataset, batch_size: int, *, train: bool) -> DataLoader:
-        sampler = DistributedSampler(
-            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=train, seed=self.seed, drop_last=train
-        )
+        sampler = self._sampler(dataset, train)
         if train and len(sampler) < batch_size:
             raise SurgeryError(
                 f"data: {len(sampler)} training images per process is fewer than one batch of {batch_size}"
@@ -187,3 +191,24 @@ class _Shard:
             drop_last=train,  # equal-sized steps; timm's Mixup needs an even batch
             generator=torch.Generator().manual_seed(self.seed),  # seeds the workers' augmentation
         )
+
+    def _sampler(self, dataset: Dataset, train: bool) -> DistributedSampler | RepeatAugSampler:
+        if train and self.repeats > 1:
+            return _SeededRepeatAugSampler(
+                dataset, num_replicas=self.world_size, rank=self.rank, num_repeats=self.repeats, seed=self.seed
+            )
+        return DistributedSampler(
+            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=train, seed=self.seed, drop_last=train
+        )
+
+
+class _SeededRepeatAugSampler(RepeatAugSampler):
+    """timm's sampler shuffles by the epoch alone; offset by the run's seed, as `DistributedSampler` is."""
+
+    def __init__(self, dataset: Dataset, *, seed: int, **options) -> None:
+        super().__init__(dataset, **options)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(self.seed + epoch)

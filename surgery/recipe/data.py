@@ -37,6 +37,10 @@ class FolderData(StrictModel):
     """Colour-jitter strength."""
     interpolation: str = "bicubic"
     """Resize interpolation."""
+    repeated_aug: int = Field(1, ge=1)
+    """Repeated augmentation (DeiT's; timm's RepeatAugSampler): each epoch draws about 1/repeated_aug of the training
+    images, each repeated_aug times under different augmentations, the copies dealt to different processes, so an epoch
+    stays about as long. DeiT uses 3; 1 draws every image once."""
 
 
 class DigitsData(StrictModel):

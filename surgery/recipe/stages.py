@@ -19,7 +19,10 @@ class TrainingStage(StrictModel):
     optimizer: str = "adamw"
     """timm optimizer name (timm.optim.create_optimizer_v2)."""
     lr: float = Field(gt=0)
-    """Peak learning rate, reached after warm-up."""
+    """Peak learning rate, reached after warm-up; per lr_base_batch images when that is set."""
+    lr_base_batch: int | None = Field(None, ge=1)
+    """Batch size lr is given for: the peak becomes lr × batch_size / lr_base_batch (DeiT's linear scaling rule; warmup_lr
+    and min_lr are taken as written); none uses lr as it is."""
     weight_decay: float = Field(0.05, ge=0)
     """Decoupled weight decay."""
     warmup_epochs: float = Field(5, ge=0)
@@ -42,6 +45,11 @@ class TrainingStage(StrictModel):
     """Stochastic-depth rate set on the model for this stage; none keeps the model's."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     """Label smoothing of the cross-entropy term."""
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate the schedule reaches after warm-up: lr scaled to the global batch where lr_base_batch says."""
+        return self.lr if self.lr_base_batch is None else self.lr * self.batch_size / self.lr_base_batch
 
 
 class FitStage(TrainingStage):

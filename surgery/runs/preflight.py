@@ -45,6 +45,8 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
     check_recipe(recipe)
     check_stage_order(recipe)
     checked.append(f"recipe {recipe.name!r}: schema, registries, substitute options, {len(recipe.stages)} stages in a valid order")
+    if any(isinstance(stage, TrainingStage) for stage in recipe.stages):
+        checked.append(describe_learning_rates(recipe))
     if isinstance(recipe.data, FolderData):
         try:
             check_folders(recipe.data)
@@ -89,6 +91,16 @@ def check_batches(recipe: Recipe, world_size: int) -> str:
                 where = recipe.location_of(("stages", index, "batch_size")) or f"stages.{index}.batch_size"
                 raise SurgeryError(f"{where}: {examples} training {kind} per process is fewer than one batch of {batch}")
     return f"batches: every training stage fits in {examples} training {kind} per process"
+
+
+def describe_learning_rates(recipe: Recipe) -> str:
+    """Each training stage's peak learning rate as the optimiser gets it, with the scaling that made it."""
+    rates = []
+    for index, stage in enumerate(recipe.stages):
+        if isinstance(stage, TrainingStage):
+            scaling = f" ({stage.lr:g} × {stage.batch_size} / {stage.lr_base_batch})" if stage.lr_base_batch else ""
+            rates.append(f"stages.{index} {stage.name or stage.kind} {stage.peak_lr:.3g}{scaling}")
+    return f"learning rates: {', '.join(rates)}"
 
 
 def _classifier_note(recipe: Recipe) -> str:

@@ -77,7 +77,7 @@ class Engine:
         self.position = "the start"
         self.steps_per_epoch = max(1, len(loaders.train) // stage.grad_accum_steps)
         self.total_steps = math.ceil(stage.epochs * self.steps_per_epoch)
-        self.optimizer = create_optimizer_v2(_param_groups(params, stage.weight_decay), opt=stage.optimizer, lr=stage.lr)
+        self.optimizer = create_optimizer_v2(_param_groups(params, stage.weight_decay), opt=stage.optimizer, lr=stage.peak_lr)
         self.scheduler = _scheduler(self.optimizer, stage, self.total_steps, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=stage.amp == "fp16" and ctx.device.type == "cuda")
         self.wrapped = DistributedDataParallel(model, device_ids=_device_ids(ctx)) if ctx.distributed else model

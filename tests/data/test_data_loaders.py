@@ -156,3 +156,31 @@ def test_folder_missing_root_and_split_are_named(tmp_path: Path) -> None:
     (tmp_path / "validation" / "cat").mkdir(parents=True)
     with pytest.raises(SurgeryError, match="Found 0 images"):
         build_loaders(FolderData(root=tmp_path), (3, 16, 16), batch_size=4)
+
+
+def test_folder_repeated_augmentation_draws_each_image_repeatedly(image_folder: Path) -> None:
+    data = FolderData(root=image_folder, workers=0, mixup=0, cutmix=0, repeated_aug=3)
+
+    def order(epoch: int, world_size: int = 1, rank: int = 0) -> list[int]:
+        loader = build_loaders(data, (3, 16, 16), 2 * world_size, seed=3, world_size=world_size, rank=rank).train
+        set_epoch(loader, epoch)
+        return list(loader.sampler)
+
+    single = order(0)
+    assert len(single) == 6 and single == order(0)  # as long as one pass over the 6 images, reproducible
+    assert [single[i : i + 3] for i in (0, 3)] == [[single[0]] * 3, [single[3]] * 3]  # 2 images, 3 copies each
+    first, second = order(0, world_size=2, rank=0), order(0, world_size=2, rank=1)
+    dealt = [index for pair in zip(first, second) for index in pair]
+    assert dealt == single  # the copies are dealt in turn to the processes
+
+
+def test_folder_repeated_augmentation_shuffles_by_seed_plus_epoch(image_folder: Path) -> None:
+    data = FolderData(root=image_folder, workers=0, mixup=0, cutmix=0, repeated_aug=2)
+
+    def order(seed: int, epoch: int) -> list[int]:
+        loader = build_loaders(data, (3, 16, 16), 2, seed=seed).train
+        set_epoch(loader, epoch)
+        return list(loader.sampler)
+
+    assert order(2, 3) == order(5, 0) and order(0, 0) != order(1, 0)  # as DistributedSampler: seed + epoch
+    assert sorted(Counter(order(0, 0)).values()) == [2, 2, 2]

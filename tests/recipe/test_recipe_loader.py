@@ -68,6 +68,12 @@ def test_wrong_type_is_located_at_the_key(tmp_path: Path) -> None:
     assert problem.endswith("got 'many'")
 
 
+def test_a_base_batch_under_one_is_located_at_its_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.yaml", MINIMAL + "stages:\n  - {kind: finetune, epochs: 1, lr: 5e-5, lr_base_batch: 0}\n")
+    [problem] = problems_of(path)
+    assert problem == f"{path}:7:43: stages.0.lr_base_batch: expected greater than or equal to 1, got 0"
+
+
 def test_bad_stage_kind_names_allowed_kinds(tmp_path: Path) -> None:
     [problem] = problems_of(write(tmp_path, "r.yaml", MINIMAL + "stages:\n  - kind: distil\n    epochs: 1\n"))
     assert ":7:5: stages.0.kind: unknown kind 'distil' (did you mean 'distill'?)" in problem

@@ -60,6 +60,13 @@ def test_training_stage_needs_positive_epochs() -> None:
         DistillStage(epochs=0, lr=1e-3)
 
 
+def test_lr_base_batch_scales_only_the_peak_lr_linearly_with_the_batch() -> None:
+    assert DistillStage(epochs=1, lr=5e-4).peak_lr == 5e-4
+    stage = DistillStage(epochs=1, lr=5e-4, lr_base_batch=512, batch_size=256, warmup_lr=1e-5, min_lr=1e-6)
+    assert stage.peak_lr == pytest.approx(2.5e-4) and (stage.warmup_lr, stage.min_lr) == (1e-5, 1e-6)
+    assert DistillStage(epochs=1, lr=5e-4, lr_base_batch=512, batch_size=1024).peak_lr == pytest.approx(1e-3)
+
+
 def test_pretrained_and_checkpoint_are_exclusive() -> None:
     with pytest.raises(ValidationError, match="mutually exclusive"):
         ModelSpec(name="deit_tiny_patch16_224", pretrained=True, checkpoint=Path("w.pt"))

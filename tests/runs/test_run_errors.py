@@ -76,12 +76,15 @@ def test_a_late_stages_batch_larger_than_the_training_split_is_refused_before_an
 
 
 def test_a_dry_run_prints_what_it_checked_and_writes_nothing(tmp_path: Path):
-    recipe = write_recipe(tmp_path, recipe_data(trained=True))
+    data = recipe_data(trained=True)
+    data["stages"][1]["lr_base_batch"] = 512
+    recipe = write_recipe(tmp_path, data)
     result = runner.invoke(app, ["apply", str(recipe), "--out", str(tmp_path / "out"), "--dry-run"])
     assert result.exit_code == 0, result.output
     checked = [line.split(" ", 2)[1] for line in result.stdout.splitlines()]
-    assert checked == ["recipe", "classifier:", "batches:", "plan:", "output:"]
+    assert checked == ["recipe", "learning", "classifier:", "batches:", "plan:", "output:"]
     assert "plan: 2 sites replaced (bilstm)" in result.stdout
+    assert "learning rates: stages.0 fit 0.003, stages.1 distill 0.00075 (0.003 × 128 / 512), stages.3 prune 0.001, " in result.stdout
     assert not (tmp_path / "out").exists()
 
 

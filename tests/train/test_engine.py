@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -52,3 +53,8 @@ def test_warmup_then_cosine_reaches_min_lr():
     assert len(lrs) == 8
     assert lrs[0] < lrs[3] and max(lrs) <= 1e-2 + 1e-12
     assert lrs[-1] < lrs[4] and min(lrs[4:]) >= 1e-3 - 1e-12
+
+
+def test_the_optimizer_gets_lr_scaled_by_batch_over_lr_base_batch():
+    _, log = train(batch=4, accum=2, lr=1e-2, lr_base_batch=16, scheduler="none")
+    assert [step["lr"] for step in log.steps] == pytest.approx([2.5e-3] * 8)  # 1e-2 x 4 / 16: the global batch, accumulation counted
