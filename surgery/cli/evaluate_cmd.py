@@ -33,6 +33,6 @@ def evaluate(
     for _, heading, *_ in columns:
         table.add_column(heading, justify="right")
     for name, row in results.items():
-        table.add_row(name, *(form.format(row[key] * (scale[0] if scale else 1)) for key, _, form, *scale in columns))
+        table.add_row(name, *(form.format(row[key] * (scale[0] if scale else 1)) if key in row else "" for key, _, form, *scale in columns))
     stdout.print(table)
 

@@ -17,7 +17,8 @@ from surgery.train.evaluation import embedding_report, top1
 
 def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student; a text encoder's
-    embedding cosine, linear-probe top-1 and neighbour overlap to its teacher in place of top-1."""
+    embedding cosine, linear-probe top-1 and neighbour overlap to its teacher in place of top-1. A transfer's teacher
+    (`model.from_run`) has no top-1: its classifier was never trained on this data."""
     recipe = load_recipe(run.recipe)
     if recipe.data is None:
         raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
@@ -30,6 +31,8 @@ def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, floa
         counts = count(model, size)
         if takes_tokens(model):
             measured = embedding_report(model, teacher, loader(), loader(split="train"), ctx)
+        elif which == "teacher" and recipe.model.from_run is not None:  # a transfer's teacher: its source's, with a new, untrained classifier
+            measured = {}
         else:
             measured = {"top1": top1(model, loader(), ctx)}
         results[which] = {**measured, "params": counts.params, "macs": counts.macs}

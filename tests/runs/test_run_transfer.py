@@ -16,6 +16,7 @@ import torch
 from surgery.errors import RecipeError, SurgeryError
 from surgery.recipe import load_recipe
 from surgery.runs import apply_recipe, load_run
+from surgery.runs.evaluate import evaluate_run
 from surgery.runs.preflight import preflight
 from surgery.runs.transfer import load_source
 from tests.tiny import write_recipe
@@ -114,6 +115,7 @@ def test_a_transfer_trains_replays_and_reports_its_source(finished_run, tmp_path
     report = json.loads(out.report_json.read_text())
     assert report["transfer"]["from_run"] == str(finished_run.run.root) and report["transfer"]["use"] == use
     assert "teacher" not in report and 0 <= report["student"]["top1"] <= 100
+    assert "top1" not in evaluate_run(out)["teacher"]  # its classifier never saw this data
     rebuilt, source = load_run(out.root), load_run(finished_run.run.root, use)
     assert rebuilt.head.out_features == 5
     sites = json.loads(out.record.read_text())["sites"]
