@@ -77,6 +77,8 @@ def fuzz(cases: int, seed: int, keep: Path | None = None, log: Callable[[Outcome
             name = rng.choice(sorted(sources))
             mutation = rng.choice(MUTATIONS)
             case = mutation(rng, name, yaml.safe_load(sources[name]))
+            for sibling, text in sources.items():  # a recipe `extends` the shipped file, never an earlier case's mutation
+                (Path(folder) / sibling).write_text(text)
             outcome = run_case(index, case, Path(folder) / name, plans)
             if outcome.problem and keep is not None:
                 keep.mkdir(parents=True, exist_ok=True)
