@@ -22,7 +22,10 @@ def validate(
 
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     check_recipe(loaded)
-    note = check_head(loaded)
-    if note:
+    notes = [check_head(loaded)]
+    source = loaded.model.from_run
+    if source is not None and not source.exists():
+        notes.append(f"model.from_run: no run at {source} yet; checked against {loaded.model.made_by}, which makes it (`surgery apply` needs the run)")
+    for note in filter(None, notes):
         stdout.print(f"note: {note}", highlight=False)
     stdout.print(f"{recipe}: valid ({len(loaded.rewrites)} rewrites, {len(loaded.stages)} stages)", highlight=False)

@@ -17,7 +17,7 @@ from surgery.recipe.tree import Locations, deep_merge, relocate
 
 RUN_RECIPE = "recipe.resolved.yaml"
 """The file in a run directory holding the recipe the run was made with."""
-_WEIGHT_SOURCES = ("from_run", "use", "pretrained", "checkpoint")
+_WEIGHT_SOURCES = ("from_run", "made_by", "use", "pretrained", "checkpoint")
 """Model keys a transfer never inherits: the weights come from the run itself."""
 
 ReadMapping = Callable[[Path], tuple[dict[str, Any], Locations]]
@@ -36,7 +36,7 @@ def resolve_from_run(data: dict[str, Any], locations: Locations, read: ReadMappi
     if not isinstance(model, dict) or model.get("from_run") is None or "name" in model:
         return
     place = locations.get(("model", "from_run"))
-    source = _run_recipe(Path(str(model["from_run"])), place, read)
+    source = _source_recipe(Path(str(model["from_run"])), model.get("made_by"), locations, read)
     inherited = {key: value for key, value in source.get("model", {}).items() if key not in _WEIGHT_SOURCES}
     inherited["kwargs"] = {key: value for key, value in (inherited.get("kwargs") or {}).items() if key != "num_classes"}
     data["model"] = deep_merge(inherited, model)
@@ -46,9 +46,19 @@ def resolve_from_run(data: dict[str, Any], locations: Locations, read: ReadMappi
         _inherit_rewrites(data, locations, source.get("rewrites", []), model["from_run"], place)
 
 
+def _source_recipe(run: Path, made_by: Any, locations: Locations, read: ReadMapping) -> dict[str, Any]:
+    """The recipe of the run, or while there is no run yet, the recipe `made_by` names (which makes it)."""
+    if run.exists() or made_by is None:
+        return _run_recipe(run, locations.get(("model", "from_run")), read)
+    recipe = Path(str(made_by))
+    if not recipe.is_file():
+        raise RecipeError([Problem(locations.get(("model", "made_by")), f"model.made_by: no recipe file at {recipe}")])
+    return read(recipe)[0]
+
+
 def _run_recipe(run: Path, place: Location | None, read: ReadMapping) -> dict[str, Any]:
     if not run.is_dir():
-        raise RecipeError([Problem(place, f"model.from_run: no run directory at {run}")])
+        raise RecipeError([Problem(place, f"model.from_run: no run directory at {run} (name the recipe that makes it in model.made_by to check this one before)")])
     if not (run / RUN_RECIPE).is_file():
         raise RecipeError([Problem(place, f"model.from_run: {run} holds no run (no {RUN_RECIPE}); give a directory `surgery apply` wrote")])
     return read(run / RUN_RECIPE)[0]

@@ -66,7 +66,7 @@ def recipe_from_data(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> 
 
 def _validated(data: dict[str, Any], locations: Locations, overrides: Sequence[str]) -> Recipe:
     apply_overrides(data, locations, overrides)
-    resolve_from_run(data, locations, _read_mapping)
+    resolve_from_run(data, locations, lambda path: _resolve(path, ()))
     try:
         return Recipe.model_validate(data, context={"locations": locations})
     except ValidationError as error:

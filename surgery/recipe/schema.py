@@ -35,6 +35,10 @@ class ModelSpec(StrictModel):
     """A finished run to start from (downstream transfer): the loader takes name, source, kwargs and input_size from its
     recipe (kwargs written here win; num_classes follows this recipe's data), and `surgery apply` its weights, with the
     classifier reset to this recipe's data (relative paths start at the working directory)."""
+    made_by: Path | None = None
+    """The recipe that makes from_run: while that run is not there yet, its model (and a student's rewrites) are read
+    from this recipe instead, so validate and plan can check a transfer before its source is trained; `surgery apply`
+    still needs the finished run (relative paths start at the working directory)."""
     use: Literal["student", "teacher"] = "student"
     """Which model of from_run: its final student (pruned if it was), which brings the run's rewrites and pruned shapes;
     or its teacher, rewritten by this recipe's rewrites (none: the attention model itself is trained, the baseline)."""
@@ -57,6 +61,8 @@ class ModelSpec(StrictModel):
             raise ValueError("checkpoint is read by timm; a transformers model loads its weights from name (pretrained: true)")
         if self.from_run is not None and (self.pretrained or self.checkpoint is not None):
             raise ValueError("from_run loads the run's weights; drop pretrained and checkpoint")
+        if self.from_run is None and self.made_by is not None:
+            raise ValueError("made_by names the recipe that makes from_run; give from_run: DIR, or drop made_by")
         if self.from_run is None and self.use != "student":
             raise ValueError("use chooses a model of from_run; give from_run: DIR, or drop use")
         return self

@@ -68,6 +68,8 @@ def finished_source(recipe: Recipe) -> RunDir:
     """The run `model.from_run` names, refused (located) unless it finished: weights, record and recipe on disk."""
     assert recipe.model.from_run is not None, "only a transfer has a source run"
     run = RunDir(recipe.model.from_run)
+    if not run.root.exists() and recipe.model.made_by is not None:
+        raise SurgeryError(f"{_where(recipe, ('model', 'from_run'))}: no run at {run.root} yet; make it first: surgery apply {recipe.model.made_by} --out {run.root}")
     missing = [path.name for path in (run.recipe, run.teacher_weights, run.student_weights, run.record) if not path.is_file()]
     if missing:
         raise SurgeryError(

@@ -134,8 +134,6 @@ def test_schema_matches_the_committed_file():
 def test_every_shipped_recipe_validates_and_plans(recipe):
     if "source: transformers" in recipe.read_text():
         pytest.importorskip("transformers")  # the text extra
-    if "from_run:" in recipe.read_text():
-        pytest.skip("starts from a run it names; tests/runs/test_run_transfer.py checks it against a finished run")
     assert invoke("validate", str(recipe)).exit_code == 0
     result = invoke("plan", str(recipe), "--device", "meta", "--json")
     assert result.exit_code == 0, result.output

@@ -101,6 +101,26 @@ def test_a_directory_without_a_run_is_refused_at_from_run(tmp_path):
         assert str(error.value).startswith(f"{path}:{line_of(path, 'from_run')}:")
 
 
+def test_a_run_not_made_yet_is_checked_against_the_recipe_that_makes_it_and_apply_waits_for_the_run(finished_run, tmp_path):
+    source = tmp_path / "source.yaml"
+    source.write_text(finished_run.run.recipe.read_text())
+    recipe = loaded(tmp_path, transfer(tmp_path / "not_yet", made_by=str(source)))
+    assert recipe.model.name == load_recipe(source).model.name
+    assert recipe.rewrites == load_recipe(source).rewrites
+    with pytest.raises(SurgeryError, match=rf"no run at {tmp_path / 'not_yet'} yet; make it first: surgery apply {source}"):
+        preflight(recipe, None)
+
+
+def test_made_by_is_refused_at_its_line_without_from_run_or_without_its_file(tmp_path):
+    path = write_recipe(tmp_path, transfer(tmp_path / "not_yet", made_by=str(tmp_path / "missing.yaml")))
+    with pytest.raises(RecipeError, match="model.made_by: no recipe file at") as error:
+        load_recipe(path)
+    assert str(error.value).startswith(f"{path}:{line_of(path, 'made_by')}:")
+    data = {"name": "t", "model": {"name": "vit_tiny_patch16_224", "made_by": "x.yaml"}, "rewrites": [{}]}
+    with pytest.raises(RecipeError, match="made_by names the recipe that makes from_run"):
+        loaded(tmp_path, data)
+
+
 def test_an_unfinished_run_is_refused(finished_run, tmp_path):
     run = Path(shutil.copytree(finished_run.run.root, tmp_path / "run"))
     (run / "model.safetensors").unlink()
