@@ -9,10 +9,13 @@ Random weights (latency depends on shapes only; models as `benchmarks/table2.py`
 batch) cell exports the three models once at that batch (parity-checked, batch axis fixed) and quantizes them
 once; each precision × threads then times the three alternated run by run (`surgery.deploy.bench`). A cell
 stops after `--cell-seconds` of timed rounds, judged on the last warm-up round, with `--min-runs` to `--runs`
-rounds. Writes OUT.json (raw), OUT.md (tables) and OUT.png (heatmaps).
+rounds. Writes OUT.json (raw), OUT.md (tables) and OUT.png (heatmaps). `--explain` measures instead what the map
+is explained by: this core's caches and L2 read rate, one FAR LSTM's time per recurrent step against the batch, and
+attention's N² share of a block's MACs.
 
     python -m benchmarks.batch_map --out benchmarks/batch_map          # from the repository root
     python -m benchmarks.batch_map --render-only --out benchmarks/batch_map
+    python -m benchmarks.batch_map --explain
 """
 
 from __future__ import annotations
@@ -33,14 +36,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
+import onnxruntime as ort
+import torch
 from matplotlib.colors import LogNorm
 from rich.console import Console
 from rich.progress import Progress
 from torch import nn
 
+from benchmarks.lstm_layouts import cache_bandwidth
 from benchmarks.table2 import scale_models
 from surgery.deploy.bench import Timing, available_cores, batch_runner, cpu_threads, machine, ort_session, quantize_int8, resize, thread_count, time_alternating
-from surgery.deploy.export import export_onnx
+from surgery.deploy.export import INPUT, export_onnx
 from surgery.measure.counting import count
 from surgery.recipe.schema import ExportSpec
 
@@ -82,6 +89,8 @@ class Cell:
     threads: int
     runs: int
     onnx: Timing
+    seconds: tuple[float, ...] = ()
+    """Every timed run, in order: round i of every model of the cell ran back to back."""
 
 
 def time_cell(runners: dict[str, Callable[[], object]], budget: Budget) -> dict[str, list[float]]:
@@ -104,7 +113,7 @@ def measure_cell(files: dict[str, dict[str, Path]], size: int, batch: int, preci
     with cpu_threads(threads, pin=True):
         runners = {name: batch_runner(ort_session(paths[precision], "all", threads), (CHANNELS, size, size), batch) for name, paths in files.items()}
         times = time_cell(runners, budget)
-    return [Cell(name, size, batch, precision, threads, len(seconds), Timing.of(seconds)) for name, seconds in times.items()]
+    return [Cell(name, size, batch, precision, threads, len(seconds), Timing.of(seconds), tuple(seconds)) for name, seconds in times.items()]
 
 
 def measure(models: dict[str, nn.Module], grid: Grid, budget: Budget, console: Console) -> list[Cell]:
@@ -229,6 +238,73 @@ def plot(report: dict, path: Path) -> None:
     figure.savefig(path, dpi=110, bbox_inches="tight")
 
 
+class HeadLSTM(nn.Module):
+    """One head and direction of a FAR-Tiny block: an LSTM over the head's 64 channels, its output sequence alone."""
+
+    def __init__(self, hidden: int, channels: int = 64) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(channels, hidden, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0]  # (B, N, hidden)
+
+
+def step_costs(hiddens: Iterable[int], batches: Iterable[int], tokens: int, budget: Budget, workdir: Path) -> list[dict[str, float]]:
+    """ONNX Runtime's time per recurrent step of one `HeadLSTM` at each hidden size, precision and batch, one thread:
+    a step reads W_hh (4H × H) once for the whole batch, so its time per image falls until the step is compute-bound."""
+    rows = []
+    for hidden, batch in itertools.product(hiddens, batches):
+        path = export_onnx(HeadLSTM(hidden).eval(), (tokens, 64), workdir / f"lstm-{hidden}-{batch}.onnx", ExportSpec(dynamic_batch=False), force=True, batch=batch).path
+        with cpu_threads(1, pin=True):
+            runners = {p: _sequence_runner(ort_session(file), batch, tokens) for p, file in (("fp32", path), ("int8", quantize_int8(path)))}
+            times = time_cell(runners, budget)
+        for precision, seconds in times.items():
+            step = Timing.of(seconds).median * 1e3 / tokens
+            rows.append({"hidden": hidden, "precision": precision, "batch": batch, "us_per_step": step, "us_per_image_step": step / batch})
+    return rows
+
+
+def _sequence_runner(session: ort.InferenceSession, batch: int, tokens: int) -> Callable[[], object]:
+    feed = {INPUT: np.random.default_rng(0).standard_normal((batch, tokens, 64), dtype=np.float32)}
+    return lambda: session.run(None, feed)
+
+
+def explain(budget: Budget, sizes: Iterable[int], batches: tuple[int, ...]) -> str:
+    """The measured figures the README's explanation of the map rests on, as Markdown."""
+    caches = _caches()
+    bandwidth = cache_bandwidth()
+    lines = [
+        f"{machine()['cpu']}, {machine()['isa']}: per core {', '.join(f'{name} {size}' for name, size in caches.items())}; "
+        f"L2 read rate (numpy matrix-vector, 256 vs 512 KiB, one core): {bandwidth / 1e9:.0f} GB/s.",
+        "",
+        "| H | precision | W_hh per step (KiB) | L2 floor (µs/step) | " + " | ".join(f"batch {b}: µs/step (per image)" for b in batches) + " |",
+        "|---" * (4 + len(batches)) + "|",
+    ]
+    with tempfile.TemporaryDirectory(prefix="lstm-steps-") as workdir:
+        steps = step_costs((64, 32), batches, 197, budget, Path(workdir))
+    for hidden, precision in itertools.product((64, 32), ("fp32", "int8")):
+        weight = 4 * hidden * hidden * (4 if precision == "fp32" else 1)
+        at = {r["batch"]: r for r in steps if (r["hidden"], r["precision"]) == (hidden, precision)}
+        cells = [f"{at[b]['us_per_step']:.2f} ({at[b]['us_per_image_step']:.2f})" for b in batches]
+        lines.append(f"| {hidden} | {precision} | {weight / 1024:g} | {weight / bandwidth * 1e6:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "| px | tokens N | attention QKᵀ+AV MACs per block (M) | linear MACs per block (M) | attention share | FAR steps per block |", "|---" * 6 + "|"]
+    for size in sizes:
+        tokens, dim = (size // 16) ** 2 + 1, 192
+        attention, linear = 2 * tokens**2 * dim, 12 * tokens * dim**2
+        lines.append(f"| {size} | {tokens} | {attention / 1e6:.1f} | {linear / 1e6:.1f} | {attention / (attention + linear):.0%} | {6 * tokens} |")
+    return "\n".join(lines) + "\n"
+
+
+def _caches() -> dict[str, str]:
+    """This core's data and unified caches, by level, as Linux lists them (lscpu's totals are summed over cores)."""
+    caches = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        kind = (index / "type").read_text().strip()
+        if kind != "Instruction":
+            caches[f"L{(index / 'level').read_text().strip()}{'d' if kind == 'Data' else ''}"] = (index / "size").read_text().strip()
+    return caches
+
+
 def report_of(cells: list[Cell], counts: dict[str, dict[str, float]], grid: Grid, budget: Budget, wall_s: float) -> dict:
     return {
         "machine": machine(), "cores": available_cores(), "date": datetime.date.today().isoformat(), "wall_s": wall_s,
@@ -250,11 +326,15 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--cell-seconds", type=float, default=30.0, help="timed seconds per cell, all its models together")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/batch_map"), help="writes OUT.json, OUT.md, OUT.png")
     parser.add_argument("--render-only", action="store_true", help="redraw OUT.md and OUT.png from OUT.json, measuring nothing")
+    parser.add_argument("--explain", action="store_true", help="measure the caches, the L2 rate and one LSTM's step cost per batch instead")
     return parser.parse_args()
 
 
 def main() -> None:
     start, args, console = time.perf_counter(), parse(), Console()
+    if args.explain:
+        console.print(explain(Budget(args.runs, args.min_runs, args.warmup, args.cell_seconds), args.sizes, tuple(args.batches)), markup=False, soft_wrap=True)
+        return
     if not args.render_only:
         grid = Grid(tuple(args.sizes), tuple(args.batches), tuple(args.precisions), tuple(dict.fromkeys(thread_count(t) for t in args.threads)))
         budget, models = Budget(args.runs, args.min_runs, args.warmup, args.cell_seconds), scale_models("tiny", args.keep, None)

@@ -2,12 +2,13 @@
 
 ONNX Runtime on CPU with one intra-op thread and the memory arena off, batch
 1, warm-up runs then the median of timed runs, the process pinned to one core
-where the OS allows. Image models may also be timed at larger batches (each
-batch exported on its own, its shape fixed) and on more threads, to map where
-the recurrences' per-step weight reads stop dominating. Models are alternated run by run in one process, so that
+where the OS allows. Models are alternated run by run in one process, so that
 drift (frequency, cache, neighbours) hits every model alike and ratios can be
-read side by side. PyTorch eager on one thread is measured the same way as a
-second column.
+read side by side. PyTorch eager on as many threads is measured the same way
+as a second column. Image models may also be timed at larger batches (each
+exported with its batch fixed) and on more threads: a batch lets each
+recurrent step read W_hh once for several images, while attention's work per
+image stays quadratic in the tokens.
 
 Image models are timed at image sizes (`bench`); text encoders at sequence
 lengths (`bench_sequences`, `sequence_latency`), every token real, each model
