@@ -130,7 +130,7 @@ def test_schema_matches_the_committed_file():
     assert result.stdout == (RECIPES / "recipe.schema.json").read_text()
 
 
-@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("recipe", sorted(RECIPES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(RECIPES)))
 def test_every_shipped_recipe_validates_and_plans(recipe):
     if "source: transformers" in recipe.read_text():
         pytest.importorskip("transformers")  # the text extra
