@@ -48,6 +48,20 @@ def write_tiny_bert(root: Path) -> Path:
     return path
 
 
+def write_bert_far_recipe(root: Path, tokens: int, **config: int) -> Path:
+    """A recipe that rewrites every self-attention of a random BERT of `config` (saved under `root`) to a BiLSTM, read
+    at `tokens` tokens."""
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(**config)).save_pretrained(root / "bert")
+    path = root / "bert.yaml"
+    path.write_text(
+        f"name: bert_far\nmodel:\n  name: {root / 'bert'}\n  source: transformers\n  input_size: [{tokens}]\n"
+        "rewrites:\n  - select:\n      path: encoder.layer.*.attention.self\n    substitute: bilstm\n"
+    )
+    return path
+
+
 def text_recipe(model: Path, corpus: Path, **data: Any) -> dict[str, Any]:
     """Every self-attention of the tiny BERT to a BiLSTM; distil, finetune, prune, finetune, each an epoch, evaluated twice.
 

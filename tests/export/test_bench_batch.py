@@ -16,6 +16,7 @@ from surgery.deploy.export import Models, export_onnx, models_from_recipe
 from surgery.errors import SurgeryError
 from surgery.recipe import load_recipe, recipe_from_data
 from surgery.recipe.schema import ExportSpec
+from tests.text import write_bert_far_recipe
 from tests.tiny import recipe_data
 
 runner = CliRunner()
@@ -79,16 +80,9 @@ def test_thread_count_refuses_what_is_not_a_core_count(value):
 @pytest.fixture(scope="module")
 def text_recipe(tmp_path_factory) -> Path:
     """A recipe naming a tiny BERT saved to disk (random weights)."""
-    transformers = pytest.importorskip("transformers")
-    root = tmp_path_factory.mktemp("text")
-    config = transformers.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=50)
-    transformers.BertModel(config).save_pretrained(root / "bert")
-    path = root / "bert.yaml"
-    path.write_text(
-        f"name: bert_far\nmodel:\n  name: {root / 'bert'}\n  source: transformers\n  input_size: [8]\n"
-        "rewrites:\n  - select:\n      path: encoder.layer.*.attention.self\n    substitute: bilstm\n"
-    )
-    return path
+    pytest.importorskip("transformers")
+    config = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "vocab_size": 50}
+    return write_bert_far_recipe(tmp_path_factory.mktemp("text"), 8, **config)
 
 
 def test_a_text_encoder_is_not_benched_at_a_batch(text_recipe):

@@ -31,8 +31,9 @@ from surgery.runs import RunDir, load_run
 from surgery.runs.record import SurgeryRecord
 from surgery.sentence import SentenceEncoder
 from tests.strategies import single_thread  # noqa: F401 - a fixture, used through pytestmark
+from tests.text import write_bert_far_recipe
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 LSTMS = 2 * 4 * 2  # layers x heads x directions
@@ -42,17 +43,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
     """A recipe naming a tiny BERT saved to disk (random weights, 64 positions), read at 16 tokens."""
-    root = tmp_path_factory.mktemp("text")
-    config = transformers.BertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100, max_position_embeddings=64
-    )
-    transformers.BertModel(config).save_pretrained(root / "bert")
-    path = root / "bert.yaml"
-    path.write_text(
-        f"name: bert_far\nmodel:\n  name: {root / 'bert'}\n  source: transformers\n  input_size: [16]\n"
-        "rewrites:\n  - select:\n      path: encoder.layer.*.attention.self\n    substitute: bilstm\n"
-    )
-    return path
+    config = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 64}
+    return write_bert_far_recipe(tmp_path_factory.mktemp("text"), 16, **config)
 
 
 @pytest.fixture(scope="module")
