@@ -53,6 +53,8 @@ from surgery.recipe.schema import ExportSpec
 
 BASELINE = "DeiT-Tiny"
 CHANNELS = 3
+TINY = {"dim": 192, "heads": 3, "depth": 12, "patch": 16}
+"""DeiT-Tiny's shape, which FAR-Tiny keeps."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,8 @@ def step_costs(hiddens: Iterable[int], batches: Iterable[int], tokens: int, budg
     a step reads W_hh (4H × H) once for the whole batch, so its time per image falls until the step is compute-bound."""
     rows = []
     for hidden, batch in itertools.product(hiddens, batches):
-        path = export_onnx(HeadLSTM(hidden).eval(), (tokens, 64), workdir / f"lstm-{hidden}-{batch}.onnx", ExportSpec(dynamic_batch=False), force=True, batch=batch).path
+        path = workdir / f"lstm-{hidden}-{batch}.onnx"
+        export_onnx(HeadLSTM(hidden).eval(), (tokens, 64), path, ExportSpec(dynamic_batch=False), force=True, batch=batch)
         with cpu_threads(1, pin=True):
             runners = {p: _sequence_runner(ort_session(file), batch, tokens) for p, file in (("fp32", path), ("int8", quantize_int8(path)))}
             times = time_cell(runners, budget)
@@ -271,27 +274,41 @@ def _sequence_runner(session: ort.InferenceSession, batch: int, tokens: int) -> 
 
 def explain(budget: Budget, sizes: Iterable[int], batches: tuple[int, ...]) -> str:
     """The measured figures the README's explanation of the map rests on, as Markdown."""
-    caches = _caches()
-    bandwidth = cache_bandwidth()
+    bandwidth, caches = cache_bandwidth(), ", ".join(f"{name} {size}" for name, size in _caches().items())
+    where = f"{machine()['cpu']}, {machine()['isa']}: per core {caches}; L2 read rate (numpy matrix-vector, 256 vs 512 KiB, one core)"
+    return f"{where}: {bandwidth / 1e9:.0f} GB/s.\n\n{_step_table(budget, batches, bandwidth)}\n{_token_table(sizes)}"
+
+
+def _step_table(budget: Budget, batches: tuple[int, ...], bandwidth: float) -> str:
+    """One FAR head-LSTM's time per step at each batch, beside the time to read its W_hh from L2 at `bandwidth`."""
     lines = [
-        f"{machine()['cpu']}, {machine()['isa']}: per core {', '.join(f'{name} {size}' for name, size in caches.items())}; "
-        f"L2 read rate (numpy matrix-vector, 256 vs 512 KiB, one core): {bandwidth / 1e9:.0f} GB/s.",
-        "",
         "| H | precision | W_hh per step (KiB) | L2 floor (µs/step) | " + " | ".join(f"batch {b}: µs/step (per image)" for b in batches) + " |",
         "|---" * (4 + len(batches)) + "|",
     ]
     with tempfile.TemporaryDirectory(prefix="lstm-steps-") as workdir:
-        steps = step_costs((64, 32), batches, 197, budget, Path(workdir))
+        costs = step_costs((64, 32), batches, 197, budget, Path(workdir))
     for hidden, precision in itertools.product((64, 32), ("fp32", "int8")):
         weight = 4 * hidden * hidden * (4 if precision == "fp32" else 1)
-        at = {r["batch"]: r for r in steps if (r["hidden"], r["precision"]) == (hidden, precision)}
+        at = {r["batch"]: r for r in costs if (r["hidden"], r["precision"]) == (hidden, precision)}
         cells = [f"{at[b]['us_per_step']:.2f} ({at[b]['us_per_image_step']:.2f})" for b in batches]
         lines.append(f"| {hidden} | {precision} | {weight / 1024:g} | {weight / bandwidth * 1e6:.2f} | " + " | ".join(cells) + " |")
-    lines += ["", "| px | tokens N | attention QKᵀ+AV MACs per block (M) | linear MACs per block (M) | attention share | FAR steps per block |", "|---" * 6 + "|"]
+    return "\n".join(lines) + "\n"
+
+
+def _token_table(sizes: Iterable[int]) -> str:
+    """Per image size: DeiT-Tiny's attention MACs against its linear layers', and FAR-Tiny's dependent recurrent steps."""
+    lines = [
+        "| px | tokens N | attention QKᵀ+AV MACs per block (M) | linear MACs per block (M) | attention share | attention MACs per image (G) "
+        "| FAR recurrent steps per image |",
+        "|---" * 7 + "|",
+    ]
     for size in sizes:
-        tokens, dim = (size // 16) ** 2 + 1, 192
-        attention, linear = 2 * tokens**2 * dim, 12 * tokens * dim**2
-        lines.append(f"| {size} | {tokens} | {attention / 1e6:.1f} | {linear / 1e6:.1f} | {attention / (attention + linear):.0%} | {6 * tokens} |")
+        tokens = (size // TINY["patch"]) ** 2 + 1
+        attention, linear = 2 * tokens**2 * TINY["dim"], 12 * tokens * TINY["dim"] ** 2  # QKᵀ and AV; qkv, proj and the 4x MLP
+        steps = TINY["depth"] * TINY["heads"] * 2 * tokens  # every head's two directions run the tokens one after another
+        share, per_image = attention / (attention + linear), TINY["depth"] * attention
+        cells = [size, tokens, f"{attention / 1e6:.1f}", f"{linear / 1e6:.1f}", f"{share:.0%}", f"{per_image / 1e9:.3f}", f"{steps:,}"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
 
 

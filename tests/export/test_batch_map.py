@@ -75,3 +75,8 @@ def test_render_only_redraws_from_the_json_without_measuring(report, tmp_path, m
     monkeypatch.setattr(batch_map, "measure", lambda *args: pytest.fail("--render-only measured"))
     batch_map.main()
     assert "| 224 | 1 | 7 |" in (tmp_path / "map.md").read_text() and (tmp_path / "map.png").exists()
+
+
+def test_the_token_table_counts_deit_tiny_attention_and_far_steps():
+    row = batch_map._token_table((224,)).splitlines()[2]
+    assert row == "| 224 | 197 | 14.9 | 87.1 | 15% | 0.179 | 14,184 |"  # 14x14 patches + class token; 12 blocks x 3 heads x 2 directions x 197
