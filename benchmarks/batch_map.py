@@ -128,7 +128,7 @@ def measure(models: dict[str, nn.Module], grid: Grid, budget: Budget, console: C
             for batch in grid.batches:
                 workdir = Path(scratch) / f"{size}-{batch}"
                 progress.console.log(f"exporting {size} px, batch {batch}")
-                with cpu_threads(1, pin=False):  # a loaded 2-core machine slowed two-thread exports 20-fold
+                with cpu_threads(1, pin=False):  # exports need no more; on two threads of the shared VM they took 2.5 to 55 s each
                     files = export_cell(resized, size, batch, workdir)
                 for precision, threads in itertools.product(grid.precisions, grid.threads):
                     measured = measure_cell(files, size, batch, precision, threads, budget)
