@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from surgery import apply_recipe, load_recipe
-from surgery.deploy.bench import machine
+from surgery.deploy.machine import machine
 from surgery.recipe import Recipe
 from surgery.runs import RunDir
 

@@ -46,8 +46,9 @@ from torch import nn
 
 from benchmarks.lstm_layouts import cache_bandwidth
 from benchmarks.table2 import scale_models
-from surgery.deploy.bench import Timing, available_cores, batch_runner, cpu_threads, machine, ort_session, quantize_int8, resize, thread_count, time_alternating
+from surgery.deploy.bench import Timing, available_cores, batch_runner, cpu_threads, ort_session, quantize_int8, resize, thread_count, time_alternating
 from surgery.deploy.export import INPUT, export_onnx
+from surgery.deploy.machine import machine
 from surgery.measure.counting import count
 from surgery.recipe.schema import ExportSpec
 

@@ -58,7 +58,7 @@ def measure(repeats: int) -> dict[str, list[tuple[float, int]]]:
 
 
 def markdown(results: dict[str, list[tuple[float, int]]], repeats: int) -> str:
-    from surgery.deploy.bench import machine  # after measuring: a child's peak RSS counts its parent's from before exec
+    from surgery.deploy.machine import machine  # after measuring: a child's peak RSS counts its parent's from before exec
 
     where = machine()
     floor = statistics.median(seconds for seconds, _ in results[next(iter(results))])

@@ -119,7 +119,8 @@ _CELL_COLUMNS = {"img_size": "px", "batch": "batch", "tokens": "tokens"}
 
 
 def latency_table(rows: list[Row], settings: BenchSettings) -> Table:
-    from surgery.deploy.bench import cell_of, machine
+    from surgery.deploy.bench import cell_of
+    from surgery.deploy.machine import machine
 
     where = machine()
     caption = f"{where['cpu']}, {where['isa']}, ONNX Runtime {where['onnxruntime']}"

@@ -13,7 +13,7 @@ image stays quadratic in the tokens.
 Image models are timed at image sizes (`bench`); text encoders at sequence
 lengths (`bench_sequences`, `sequence_latency`), every token real, each model
 exported once with a dynamic sequence axis. Every result names the CPU and
-its vector ISA (`machine`): a latency means little without them.
+its vector ISA (`surgery.deploy.machine`): a latency means little without them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import contextlib
 import copy
 import logging
 import os
-import platform
 import re
 import statistics
 import tempfile
@@ -38,6 +37,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
 from surgery.deploy.export import INPUT, export_onnx, token_batch
+from surgery.deploy.machine import machine
 from surgery.deploy.options import Optimization, Precision
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
@@ -395,47 +395,3 @@ def to_json(rows: Sequence[Row], settings: BenchSettings, baseline: str) -> dict
         "settings": asdict(settings), "machine": machine(), "unit": "ms per call (one batch of `batch` images, or one sequence)",
         "rows": [asdict(row) for row in rows], "ratios": ratios(rows, baseline),
     }
-
-
-def machine() -> dict[str, str]:
-    """Where the latencies were measured: the CPU's model name, its widest vector ISA, and ONNX Runtime's version.
-
-    Example:
-        >>> machine()  # doctest: +SKIP
-        {'cpu': 'AMD EPYC', 'isa': 'AVX-512 (VNNI, BF16)', 'onnxruntime': '1.23.2'}
-    """
-    info = _cpuinfo()
-    name = info.get("model name") or platform.processor() or platform.machine()
-    return {"cpu": name, "isa": vector_isa(set((info.get("flags") or info.get("Features") or "").split())), "onnxruntime": ort.__version__}
-
-
-_ISAS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"), ("sve", "SVE"), ("asimd", "NEON"))
-_EXTENSIONS = (("VNNI", ("avx512_vnni", "avx_vnni")), ("BF16", ("avx512_bf16",)), ("AMX", ("amx_int8",)), ("dot product", ("asimddp",)))
-
-
-def vector_isa(flags: set[str]) -> str:
-    """The widest SIMD ISA among the CPU's `flags` (/proc/cpuinfo), with the int8/bf16 extensions ONNX Runtime uses;
-    where the flags are not readable, what PyTorch's kernels dispatch to.
-
-    Example:
-        >>> vector_isa({"sse4_2", "avx", "avx2", "avx512f", "avx512_vnni"})
-        'AVX-512 (VNNI)'
-    """
-    isa = next((name for flag, name in _ISAS if flag in flags), None)
-    if isa is None:
-        return torch.backends.cpu.get_cpu_capability()
-    extensions = [name for name, names in _EXTENSIONS if flags & set(names)]
-    return f"{isa} ({', '.join(extensions)})" if extensions else isa
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (Linux); empty elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return fields

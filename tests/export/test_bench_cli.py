@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from surgery.cli import app
 from surgery.deploy import bench
-from surgery.deploy.bench import available_cores, time_alternating, vector_isa
+from surgery.deploy.bench import available_cores, time_alternating
+from surgery.deploy.machine import machine, vector_isa
 from tests.tiny import recipe_data, write_recipe
 
 runner = CliRunner()
@@ -112,7 +113,7 @@ def test_the_table_names_batch_threads_precision_and_the_cpu(tmp_path):
     args = ["bench", str(recipe), "--img-size", "32", "--batch", "2", "--runs", "1", "--warmup", "0", "--no-eager", "--precision", "int8"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    where = bench.machine()
+    where = machine()
     assert "batch 2, 1 thread, int8" in " ".join(result.output.split())
     assert f"{where['cpu']}, {where['isa']}, ONNX Runtime {where['onnxruntime']}" in result.output
     assert re.search(rf"FAR/{TEACHER} at 32 px, batch 2: ONNX Runtime ×\d+\.\d\d", result.output)
