@@ -48,11 +48,11 @@ def resolve_from_run(data: dict[str, Any], locations: Locations, read: ReadMappi
 
 def _source_recipe(run: Path, made_by: Any, locations: Locations, read: ReadMapping) -> dict[str, Any]:
     """The recipe of the run, or while there is no run yet, the recipe `made_by` names (which makes it)."""
-    if run.exists() or made_by is None:
-        return _run_recipe(run, locations.get(("model", "from_run")), read)
-    recipe = Path(str(made_by))
-    if not recipe.is_file():
+    recipe = None if made_by is None else Path(str(made_by))
+    if recipe is not None and not recipe.is_file():  # refused even beside a finished run: the recipe is wrong either way
         raise RecipeError([Problem(locations.get(("model", "made_by")), f"model.made_by: no recipe file at {recipe}")])
+    if run.exists() or recipe is None:
+        return _run_recipe(run, locations.get(("model", "from_run")), read)
     return read(recipe)[0]
 
 

@@ -111,11 +111,14 @@ def test_a_run_not_made_yet_is_checked_against_the_recipe_that_makes_it_and_appl
         preflight(recipe, None)
 
 
-def test_made_by_is_refused_at_its_line_without_from_run_or_without_its_file(tmp_path):
+def test_made_by_is_refused_at_its_line_without_from_run_or_without_its_file(finished_run, tmp_path):
     path = write_recipe(tmp_path, transfer(tmp_path / "not_yet", made_by=str(tmp_path / "missing.yaml")))
     with pytest.raises(RecipeError, match="model.made_by: no recipe file at") as error:
         load_recipe(path)
     assert str(error.value).startswith(f"{path}:{line_of(path, 'made_by')}:")
+    beside_a_run = write_recipe(tmp_path, transfer(finished_run.run.root, made_by=str(tmp_path / "missing.yaml")))
+    with pytest.raises(RecipeError, match="model.made_by: no recipe file at"):
+        load_recipe(beside_a_run)
     data = {"name": "t", "model": {"name": "vit_tiny_patch16_224", "made_by": "x.yaml"}, "rewrites": [{}]}
     with pytest.raises(RecipeError, match="made_by names the recipe that makes from_run"):
         loaded(tmp_path, data)
