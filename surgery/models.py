@@ -7,12 +7,15 @@ token ids: its input size is a sequence length (N,) and its example input a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from surgery.errors import SurgeryError
 
@@ -67,7 +70,7 @@ def build_model(
     check_model_name(name)
     _refuse_meta_weights(device, pretrained or bool(checkpoint))
     try:
-        with torch.device(device):
+        with torch.device(device), _SkipMetaInit() if device == "meta" else contextlib.nullcontext():
             model = timm.create_model(name, pretrained=pretrained, checkpoint_path=checkpoint, **(kwargs or {}))
     except Exception as error:  # a constructor fed the user's keywords fails in any way (OverflowError, IndexError, ...)
         given = f"checkpoint {checkpoint}" if checkpoint else f"kwargs {kwargs or {}}"
@@ -125,6 +128,26 @@ def _import_transformers() -> ModuleType:
     except ImportError as error:
         raise ModelFieldError(("source",), f"source transformers needs the transformers package, which is not installed: {TEXT_EXTRA}") from error
     return transformers
+
+
+class _SkipMetaInit(TorchFunctionMode):
+    """Skip weight initialisation on meta tensors: it computes no values there but runs each op's Python meta kernel.
+
+    Initialisers fill a tensor in place, which leaves its shape, dtype and device as they were, so
+    returning the tensor untouched builds the same meta model (a ViT-giant in a third of the time).
+    """
+
+    FILLS = frozenset(
+        "uniform_ normal_ trunc_normal_ kaiming_uniform_ kaiming_normal_ xavier_uniform_ xavier_normal_ orthogonal_ "
+        "constant_ ones_ zeros_ fill_ zero_ erfinv_ mul_ add_ sub_ div_ clamp_ copy_".split()
+    )
+
+    def __torch_function__(
+        self, func: Callable[..., object], types: tuple[type, ...], args: tuple[object, ...] = (), kwargs: dict[str, object] | None = None
+    ) -> object:
+        if getattr(func, "__name__", None) in self.FILLS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 def _refuse_meta_weights(device: Device, weights: bool) -> None:

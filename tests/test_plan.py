@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import timm
+import torch
 from torch import nn
 
 from far_modules import MultiHeadBiLSTM
@@ -175,6 +177,18 @@ def test_unknown_timm_model_suggests_close_names() -> None:
 def test_bad_timm_kwargs_are_a_surgery_error() -> None:
     with pytest.raises(SurgeryError, match="vit_tiny_patch16_224"):
         build_model("vit_tiny_patch16_224", {"num_heads": 5}, device="meta")
+
+
+@pytest.mark.parametrize("name", ["deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "levit_128", "eva02_tiny_patch14_224", "convit_tiny"])
+def test_meta_models_skip_initialisation_but_keep_every_tensor(name: str) -> None:
+    """Skipping the initialisers on meta builds the model timm builds: same tensors, shapes, dtypes and trainability."""
+
+    def tensors(model: nn.Module) -> list[tuple[str, torch.Size, torch.dtype, bool]]:
+        return [(key, value.shape, value.dtype, value.requires_grad) for key, value in [*model.named_parameters(), *model.named_buffers()]]
+
+    with torch.device("meta"):
+        reference = timm.create_model(name)
+    assert tensors(build_model(name, device="meta")) == tensors(reference)
 
 
 def test_meta_models_cannot_load_weights() -> None:
