@@ -31,9 +31,11 @@ says how to get from one to the other, or why it cannot:
   does not need it. `query` arguments are queries computed outside the module
   (GCViT's global queries); a substitute mixes the tokens it is given and has
   no queries. A `padding` mask (Hugging Face's `attention_mask`, which keeps
-  attention off padded keys) becomes the substitute's (B, N) mask of real tokens
-  (`far_modules.padding`); a sequence of padded text has no 2-D grid. Any other
-  argument must stay at its default.
+  attention off padded keys; timm's `attn_mask` outside windows, which a halting
+  teacher sets on stopped tokens) becomes the substitute's (B, N) mask of real
+  tokens (`far_modules.padding`), and a mask that differs between queries
+  (causal) is refused at run time; a sequence of padded text has no 2-D grid.
+  Any other argument must stay at its default.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ GRID_ARGUMENTS = frozenset({"feat_size", "size", "hw_shape", "hw_size", "shape"}
 POSITION_ARGUMENTS = frozenset({"rope", "shared_rel_pos_bias", "rel_pos_bias", "pos_bias", "rel_pos", "shared_rel_pos", "rope_freqs", "rope_cos", "rope_sin"})
 QUERY_ARGUMENTS = frozenset({"q_global"})
 WINDOW_MASK_ARGUMENTS = frozenset({"mask", "attn_mask"})
-PADDING_ARGUMENTS = frozenset({"attention_mask"})
+PADDING_ARGUMENTS = frozenset({"attention_mask", "attn_mask"})
 
 
 class ContractError(ValueError):
@@ -227,8 +229,8 @@ def _token_grid(model: nn.Module, module: nn.Module, tokens: int, roles: dict[st
     window = _window(module)
     if window is not None and window[0] * window[1] == tokens:
         return window, 0
-    if "grid" in roles.values() or "padding" in roles.values():
-        return None, 0  # the grid arrives with every call, or the tokens are text
+    if "grid" in roles.values() or roles.get("attention_mask") == "padding":
+        return None, 0  # the grid arrives with every call, or the tokens are text (Hugging Face's mask)
     prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
     grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     if isinstance(grid, (tuple, list)) and len(grid) == 2 and prefix + grid[0] * grid[1] == tokens:

@@ -15,7 +15,7 @@ from surgery.recipe.data import WikiData
 from surgery.recipe.hardware import hardware_problems
 from surgery.recipe.problems import did_you_mean
 from surgery.recipe.schema import Recipe, Rewrite
-from surgery.recipe.stages import DistillStage, EvaluateStage, FinetuneStage, FitStage, Stage
+from surgery.recipe.stages import DistillStage, EvaluateStage, FinetuneStage, FitStage, HaltStage, Stage
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -62,6 +62,8 @@ def _kind_problems(recipe: Recipe) -> Iterator[Problem]:
 def _stage_misfits(stage: Stage, text: bool) -> Iterator[tuple[str, str]]:
     if text and isinstance(stage, FitStage):
         yield "kind", "fit trains a classifier from scratch; a text encoder comes pretrained (model.pretrained: true)"
+    if text and isinstance(stage, HaltStage):
+        yield "kind", "halt stops image tokens in a timm ViT's blocks; a text encoder's blocks do not halt"
     if text and isinstance(stage, FinetuneStage) and stage.kd is not None:
         yield "kd", "KD reads logits; a text encoder's finetune already pulls its sentence embedding to the teacher's"
     if isinstance(stage, EvaluateStage) and stage.metrics is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from surgery.errors import Location, Problem, RecipeError
+from surgery.recipe.stages import HaltingGate
 from surgery.recipe.tree import Locations, deep_merge, relocate
 
 RUN_RECIPE = "recipe.resolved.yaml"
@@ -26,8 +27,8 @@ ReadMapping = Callable[[Path], tuple[dict[str, Any], Locations]]
 def resolve_from_run(data: dict[str, Any], locations: Locations, read: ReadMapping) -> None:
     """Fill in `data`'s model (and, for a student, rewrites) from the run `model.from_run` names, in place.
 
-    The run's name, source, kwargs (num_classes left to this recipe's data) and input_size are
-    inherited; keys this recipe writes win (a wrong one is refused when the weights are loaded).
+    The run's name, source, kwargs (num_classes left to this recipe's data), input_size and halting
+    (its last halt stage's gate, when its teacher learnt to halt tokens) are inherited; keys this recipe writes win (a wrong one is refused when the weights are loaded).
 
     Raises:
         RecipeError: from_run names no run, or a student transfer also writes rewrites.
@@ -39,6 +40,9 @@ def resolve_from_run(data: dict[str, Any], locations: Locations, read: ReadMappi
     source = _source_recipe(Path(str(model["from_run"])), model.get("made_by"), locations, read)
     inherited = {key: value for key, value in source.get("model", {}).items() if key not in _WEIGHT_SOURCES}
     inherited["kwargs"] = {key: value for key, value in (inherited.get("kwargs") or {}).items() if key != "num_classes"}
+    halts = [stage for stage in source.get("stages") or [] if isinstance(stage, dict) and stage.get("kind") == "halt"]
+    if halts:  # the source's teacher halts from its halt stage on; the model taken from it halts from the start
+        inherited["halting"] = {key: halts[-1][key] for key in HaltingGate.model_fields if key in halts[-1]}
     data["model"] = deep_merge(inherited, model)
     for key in inherited:
         locations.setdefault(("model", key), place)

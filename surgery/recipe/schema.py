@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, JsonValue, PrivateAttr, ValidationInfo, 
 from surgery.errors import Location
 from surgery.recipe.data import Data
 from surgery.recipe.ranges import parse_layers
-from surgery.recipe.stages import Stage
+from surgery.recipe.stages import HaltingGate, Stage
 from surgery.recipe.strict import StrictModel
 from surgery.recipe.tree import KeyPath, Locations, nearest_location
 
@@ -39,6 +39,9 @@ class ModelSpec(StrictModel):
     """The recipe that makes from_run: while that run is not there yet, its model (and a student's rewrites) are read
     from this recipe instead, so validate and plan can check a transfer before its source is trained; `surgery apply`
     still needs the finished run (relative paths start at the working directory)."""
+    halting: HaltingGate | None = None
+    """The model halts tokens (A-ViT) from the start: weights trained with halting, or a from_run whose teacher had a
+    halt stage (the loader fills this in); none leaves halting to the recipe's halt stages."""
     use: Literal["student", "teacher"] = "student"
     """Which model of from_run: its final student (pruned if it was), which brings the run's rewrites and pruned shapes;
     or its teacher, rewritten by this recipe's rewrites (none: the attention model itself is trained, the baseline)."""

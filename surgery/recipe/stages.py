@@ -59,6 +59,37 @@ class FitStage(TrainingStage):
     """Stage type."""
 
 
+class HaltingGate(StrictModel):
+    """When a token stops (A-ViT): its halting scores σ(gate_scale · x₀ − gate_center), one per block, sum to 1 − eps."""
+
+    gate_scale: float = Field(10.0, gt=0)
+    """γ of the halting score, read off each token's first channel after every block."""
+    gate_center: float = 30.0
+    """β of the halting score."""
+    eps: float = Field(0.01, gt=0, lt=1)
+    """A token stops once its halting scores sum to 1 − eps."""
+
+
+class HaltStage(TrainingStage, HaltingGate):
+    """Teach the teacher to stop tokens early (AViT-style token retention), for a sparser function to distil.
+
+    Every teacher parameter trains on the task loss plus A-ViT's ponder cost and distributional prior
+    (`surgery.rewrite.halting`); the teacher keeps halting in every later stage, and its student inherits it.
+    Comes after any fit stage and before the first student stage.
+    """
+
+    kind: Literal["halt"] = "halt"
+    """Stage type."""
+    ponder_weight: float = Field(5e-4, ge=0)
+    """Weight of the ponder cost: the mean over tokens of blocks run plus remainder (A-ViT's default)."""
+    prior_weight: float = Field(1e-3, ge=0)
+    """Weight of the KL divergence from the Gaussian prior over halting blocks to the tokens' mean halting distribution."""
+    target_depth: float = Field(gt=0)
+    """Block (1-based) the prior centres halting on; below the model's depth pulls tokens to stop earlier."""
+    prior_std: float = Field(1.0, gt=0)
+    """Width of the prior, in blocks."""
+
+
 class DistillStage(TrainingStage):
     """Block-wise distillation: only substitutes train, matching the teacher's block outputs (paper eq. 4).
 
@@ -137,7 +168,10 @@ class EvaluateStage(StrictModel):
     """Sequence lengths a text encoder's latency is measured at."""
 
 
+TEACHER_STAGES = frozenset({"fit", "halt"})
+"""Stage kinds that train the teacher: they come first, and the rewrite follows them."""
+
 Stage = Annotated[
-    FitStage | DistillStage | FinetuneStage | PruneStage | EvaluateStage,
+    FitStage | HaltStage | DistillStage | FinetuneStage | PruneStage | EvaluateStage,
     Field(discriminator="kind"),
 ]

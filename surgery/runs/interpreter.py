@@ -1,6 +1,6 @@
 """`surgery apply`: run a recipe's stages in order, with the rewrite before the first student stage.
 
-Fit stages train the teacher; the rewrite happens right before the first other
+Fit and halt stages train the teacher; the rewrite happens right before the first other
 stage (a run from a finished one, `model.from_run`, may start with its student
 rewritten already); every epoch and every finished stage is checkpointed, so `--resume`
 continues a killed run where its last checkpoint left it.
@@ -17,9 +17,10 @@ from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
 from surgery.measure.costing import price_models
 from surgery.models import input_size, recipe_model
-from surgery.recipe import Recipe, dump_recipe
+from surgery.recipe import TEACHER_STAGES, Recipe, dump_recipe
 from surgery.rewrite.plan import plan
 from surgery.rewrite.student import build_student
+from surgery.runs.halting import restore_halting
 from surgery.runs.preflight import preflight
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.replay import replay
@@ -69,7 +70,7 @@ def apply_recipe(
             console.print(f"model: {head}", highlight=False, soft_wrap=True)
     for index in range(first, len(recipe.stages)):
         stage = recipe.stages[index]
-        if stage.kind != "fit" and state.student is None:
+        if stage.kind not in TEACHER_STAGES and state.student is None:
             _rewrite(state)
         run_stage(state, stage, index, training if index == first else None)
         _stage_done(state, index)
@@ -90,6 +91,7 @@ def _start(recipe: Recipe, run: RunDir, ctx: DistContext, resume: bool, tensorbo
     teacher.requires_grad_(False)
     log = MetricsLog(run.metrics if ctx.is_main else None, run.root / "tensorboard" if tensorboard and ctx.is_main else None)
     state = RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))
+    restore_halting(recipe, teacher, state.input_size, stages=0)
     if source is not None:
         _adopt(state, source)
     return state
@@ -145,6 +147,7 @@ def _resume_point(state: RunState) -> tuple[int, dict | None]:
         load_weights_into(state.teacher, state.run.teacher_weights)
     else:
         state.teacher.load_state_dict(load_weights(checkpoint, "teacher"), strict=True)
+    restore_halting(state.recipe, state.teacher, state.input_size, stages=progress.stage_index + 1)
     if progress.record is not None:
         state.plan, state.student = replay(state.recipe, state.teacher, progress.record, load_weights(checkpoint, "student"))
         state.record = progress.record

@@ -19,9 +19,10 @@ from torch import nn
 from far_modules import Prunable, get_substitute, substitute_names
 from surgery.data import check_folders, per_rank_batch, train_size
 from surgery.errors import FieldError, SurgeryError
-from surgery.models import recipe_model, sequence_length, takes_tokens
+from surgery.models import input_size, recipe_model, sequence_length, takes_tokens
 from surgery.recipe import DistillStage, EvaluateStage, FolderData, Recipe, Stage, TrainingStage, WikiData, check_recipe
 from surgery.rewrite.plan import plan
+from surgery.runs.halting import restore_halting
 from surgery.runs.head import fit_head
 from surgery.runs.rundir import check_run_dir
 from surgery.runs.transfer import check_transfer
@@ -64,6 +65,7 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
             raise error.locate(recipe.location_of(error.field)) from error
     model = recipe_model(recipe, "meta")
     checked += check_sequence_lengths(recipe, model)
+    checked += check_halting(recipe, model)
     checked.append(_check_plan(recipe, model))
     check_prunable(recipe)
     if out is not None:
@@ -73,10 +75,14 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
 
 
 def check_stage_order(recipe: Recipe) -> None:
-    """Fit trains the teacher, so it must come before every stage that uses the student."""
+    """Fit, then halt, train the teacher, so they come before every stage that uses the student."""
+    order = {"fit": 0, "halt": 1}
     kinds = [stage.kind for stage in recipe.stages]
-    if "fit" in kinds and any(kind != "fit" for kind in kinds[: max(i for i, k in enumerate(kinds) if k == "fit")]):
-        raise SurgeryError(f"{recipe.location_of(('stages',)) or 'stages'}: fit stages train the teacher and must come first")
+    for index, kind in enumerate(kinds):
+        before = [other for other in kinds[:index] if order.get(other, 2) > order.get(kind, 2)]
+        if before:
+            where = recipe.location_of(("stages", index, "kind")) or f"stages.{index}.kind"
+            raise SurgeryError(f"{where}: {kind} trains the teacher, so it comes before every {before[0]} stage (fit, then halt, then the student's stages)")
 
 
 def check_batches(recipe: Recipe, world_size: int) -> str:
@@ -146,6 +152,18 @@ def check_sequence_lengths(recipe: Recipe, model: nn.Module) -> list[str]:
             where = recipe.location_of(key) or ".".join(map(str, key))
             raise SurgeryError(f"{where}: {length} tokens is more than the {longest} positions {type(model).__name__} has")
     return [f"sequence lengths: every one fits {type(model).__name__}'s {longest} positions"]
+
+
+def check_halting(recipe: Recipe, model: nn.Module) -> list[str]:
+    """A teacher that halts tokens (a halt stage, or model.halting) must run its blocks as one halting-capable Sequential;
+    the plan is then made on the halting model, whose sites are called with its token mask."""
+    halts = next((index for index, stage in enumerate(recipe.stages) if stage.kind == "halt"), None)
+    try:
+        halting = restore_halting(recipe, model, input_size(model, recipe.model.input_size))
+    except SurgeryError as error:
+        key = ("stages", halts, "kind") if halts is not None else ("model", "halting")
+        raise SurgeryError(f"{recipe.location_of(key) or '.'.join(map(str, key))}: {error}") from error
+    return [f"halting: {halting.extra_repr()}"] if halting is not None else []
 
 
 def _check_plan(recipe: Recipe, model: nn.Module) -> str:

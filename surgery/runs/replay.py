@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from surgery.errors import SurgeryError
-from surgery.models import one_line, recipe_model
+from surgery.models import input_size, one_line, recipe_model
 from surgery.recipe import Recipe, load_recipe
 from surgery.rewrite.plan import Plan, plan
 from surgery.rewrite.student import build_student
+from surgery.runs.halting import restore_halting
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.rundir import RunDir
 from surgery.train.checkpoint import load_weights_into, read_json
@@ -56,6 +57,7 @@ def load_run(directory: str | Path, which: Literal["student", "teacher"] = "stud
     recipe = load_recipe(run.recipe)
     teacher = recipe_model(recipe)
     load_weights_into(teacher, run.teacher_weights)
+    restore_halting(recipe, teacher, input_size(teacher, recipe.model.input_size))
     if which == "teacher":
         return teacher.requires_grad_(False)
     record = SurgeryRecord.from_json(read_json(run.record, "a surgery record"), run.record)

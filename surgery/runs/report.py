@@ -13,7 +13,8 @@ from surgery.recipe import Recipe
 from surgery.runs.rundir import RunDir
 from surgery.train.checkpoint import write_text_atomic
 
-MODELS = ("teacher", "student", "pruned")
+MODELS = ("dense_teacher", "teacher", "student", "pruned")
+"""Rows of the report: the teacher before a halt stage taught it to stop tokens, the teacher, the student, the pruned student."""
 _SHORT = {"forward": "fwd", "backward": "bwd"}
 
 
@@ -53,6 +54,7 @@ COLUMNS = (
     ("probe_top1", "probe top-1 (%)", "{:.2f}"),
     ("neighbour_overlap@10", "top-10 overlap", "{:.3f}"),
     ("fidelity", "fidelity", "{:.4f}"),
+    ("tokens_run", "tokens run", "{:.1%}"),
     ("params", "params (M)", "{:.4f}", 1e-6),
     ("macs", "MACs (M)", "{:.2f}", 1e-6),
 )

@@ -22,14 +22,23 @@ from far_modules import Prunable, Registry, UnitKey, keep_masks, prunable_module
 from surgery.data import Loaders, build_loaders, build_val_loader
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
-from surgery.recipe import Data, DistillStage, EvaluateStage, FinetuneStage, FitStage, PruneStage, Stage, TrainingStage
+from surgery.recipe import Data, DistillStage, EvaluateStage, FinetuneStage, FitStage, HaltStage, PruneStage, Stage, TrainingStage
 from surgery.rewrite.student import substitute_paths
+from surgery.runs.halting import restore_halting
 from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object
 from surgery.train.engine import Engine, Evaluator, Objective
-from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, top1
-from surgery.train.objectives import ce_objective, distill_objective, embedding_objective, finetune_objective, hoyer_regularised, prune_objective
+from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, tokens_run, top1
+from surgery.train.objectives import (
+    ce_objective,
+    distill_objective,
+    embedding_objective,
+    finetune_objective,
+    halt_objective,
+    hoyer_regularised,
+    prune_objective,
+)
 
 StageRunner = Callable[[RunState, Any, int, dict | None], None]
 """Runs one stage: (state, its spec from the recipe, its index, training state to resume from or None)."""
@@ -57,6 +66,19 @@ def fit(state: RunState, stage: FitStage, index: int, resume: dict | None) -> No
     """Train the teacher from scratch (when no pretrained weights exist)."""
     _train(state, state.teacher, state.teacher.named_parameters(), stage, index, resume, ce_objective(stage), "teacher")
     state.teacher.requires_grad_(False)
+    state.results["teacher"] = _measure(state, state.teacher, IMAGE_METRICS - {"fidelity"}, EvaluateStage(), _EvalData(state))
+
+
+@STAGES.register("halt")
+def halt(state: RunState, stage: HaltStage, index: int, resume: dict | None) -> None:
+    """Token halting trained into the teacher (task loss, ponder cost, prior); then the halting teacher measured."""
+    halting = restore_halting(state.recipe, state.teacher, state.input_size, stages=index + 1)
+    assert halting is not None, "a halt stage gives its teacher halting"
+    objective = halt_objective(stage, halting)
+    _train(state, state.teacher, state.teacher.named_parameters(), stage, index, resume, objective, "teacher")
+    state.teacher.requires_grad_(False)
+    if "teacher" in state.results:  # a fit stage measured the dense teacher
+        state.results["dense_teacher"] = state.results["teacher"]
     state.results["teacher"] = _measure(state, state.teacher, IMAGE_METRICS - {"fidelity"}, EvaluateStage(), _EvalData(state))
 
 
@@ -202,6 +224,9 @@ def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: Evalua
     measured: dict[str, Any] = {}
     if "top1" in metrics:
         measured["top1"] = top1(model, data.val, state.ctx)
+    tokens = tokens_run(model, data.val, state.ctx)
+    if tokens is not None:  # a model that halts tokens: the share of (patch token, block) pairs it ran
+        measured["tokens_run"] = tokens
     if "embedding" in metrics:
         measured.update(embedding_report(model, state.teacher, data.val, data.train, state.ctx))
     if "fidelity" in metrics and state.block_paths:  # a model trained as it is (a transfer without rewrites) has no replaced block

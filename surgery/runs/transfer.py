@@ -19,9 +19,10 @@ from torch import nn
 
 from surgery.data import class_count
 from surgery.errors import SurgeryError
-from surgery.models import Device, recipe_model
-from surgery.recipe import Recipe, load_recipe
+from surgery.models import Device, input_size, recipe_model
+from surgery.recipe import TEACHER_STAGES, Recipe, load_recipe
 from surgery.rewrite.plan import Plan
+from surgery.runs.halting import restore_halting
 from surgery.runs.record import SurgeryRecord
 from surgery.runs.replay import replay
 from surgery.runs.rundir import RunDir
@@ -88,6 +89,7 @@ def load_source(recipe: Recipe, device: Device = "cpu") -> Source:
     run = finished_source(recipe)
     built = _at_source_classes(recipe, load_recipe(run.recipe))
     teacher = recipe_model(built, device)
+    restore_halting(built, teacher, input_size(teacher, built.model.input_size), stages=0)
     student, surgery_plan, record = None, None, None
     try:
         load_weights_into(teacher, run.teacher_weights)
@@ -135,11 +137,12 @@ def _check_student_transfer(recipe: Recipe, source: Recipe, run: RunDir) -> None
             f"{_where(recipe, ('rewrites',))}: the student of {run.root} comes with that run's rewrites (its sites and pruned shapes "
             "are replayed); drop rewrites, or start from its teacher (model.use: teacher) to rewrite it afresh"
         )
-    fit = next((index for index, stage in enumerate(recipe.stages) if stage.kind == "fit"), None)
+    fit = next((index for index, stage in enumerate(recipe.stages) if stage.kind in TEACHER_STAGES), None)
     if fit is not None:
+        kind = recipe.stages[fit].kind
         raise SurgeryError(
-            f"{_where(recipe, ('stages', fit, 'kind'))}: fit trains the teacher before the rewrite, and the student of {run.root} "
-            "is rewritten already; finetune it, or fit its teacher (model.use: teacher)"
+            f"{_where(recipe, ('stages', fit, 'kind'))}: {kind} trains the teacher before the rewrite, and the student of {run.root} "
+            f"is rewritten already; finetune it, or {kind} its teacher (model.use: teacher)"
         )
 
 

@@ -1,7 +1,8 @@
-"""Hooks that read block activations during a forward pass, or feed blocks the teacher's inputs."""
+"""Hooks that read block activations (and the tokens blocks attend to) during a forward pass, or feed blocks the teacher's inputs."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -9,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.hooks import RemovableHandle
+
+from surgery.rewrite.adapters import real_tokens
 
 Register = Callable[[nn.Module, str], RemovableHandle]
 
@@ -40,6 +43,30 @@ def capture_inputs(model: nn.Module, paths: Sequence[str]) -> Iterator[dict[str,
 
     with _hooked(model, paths, register):
         yield inputs
+
+
+@contextmanager
+def capture_masks(model: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Yields a dict filled with the tokens each named submodule was told to attend to: its `attn_mask` keyword as a
+    (B, N) bool, True where kept (a halting model's running tokens); a module called without one stays absent."""
+    masks: dict[str, torch.Tensor] = {}
+
+    def register(module: nn.Module, path: str) -> RemovableHandle:
+        def read(_module: nn.Module, _args: tuple, kwargs: dict) -> None:
+            if kwargs.get("attn_mask") is not None:
+                masks[path] = real_tokens(kwargs["attn_mask"], path)
+
+        return module.register_forward_pre_hook(read, with_kwargs=True)
+
+    with _hooked(model, paths, register):
+        yield masks
+
+
+def shared_tokens(path: str, *masks: torch.Tensor | dict[str, torch.Tensor] | None) -> torch.Tensor | None:
+    """(B, N) bool: the tokens every mask keeps at `path` (a tensor applies everywhere, a dict by path); None keeps all."""
+    found = [mask.get(path) if isinstance(mask, dict) else mask for mask in masks]
+    kept = [mask for mask in found if mask is not None]
+    return functools.reduce(torch.logical_and, kept) if kept else None
 
 
 @contextmanager

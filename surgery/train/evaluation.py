@@ -16,8 +16,9 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader
 
+from surgery.rewrite.halting import halting_of
 from surgery.train.batches import predict, to_device, token_mask
-from surgery.train.capture import capture_outputs
+from surgery.train.capture import capture_masks, capture_outputs, shared_tokens
 from surgery.train.distributed import DistContext, gather_rows, reduce_sum
 
 NEIGHBOURS = 10
@@ -37,22 +38,42 @@ def top1(model: nn.Module, loader: DataLoader, ctx: DistContext) -> float:
 
 @torch.no_grad()
 def block_fidelity(teacher: nn.Module, student: nn.Module, blocks: Sequence[str], loader: DataLoader, ctx: DistContext) -> dict[str, float]:
-    """Mean cosine similarity between teacher and student outputs of each block, per real token (padding left out)."""
+    """Mean cosine similarity between teacher and student outputs of each block, per token both run (padding, and tokens
+    a halting model stopped, left out)."""
     teacher.eval()
     student.eval()
     totals = torch.zeros(len(blocks), 2, dtype=torch.float64)  # per block: summed cosines, tokens counted
     for inputs, _ in loader:
         inputs = to_device(inputs, ctx.device)
-        with capture_outputs(teacher, blocks) as wanted, capture_outputs(student, blocks) as got:
+        with capture_outputs(teacher, blocks) as wanted, capture_masks(teacher, blocks) as taught:
             predict(teacher, inputs)
+        with capture_outputs(student, blocks) as got, capture_masks(student, blocks) as learnt:
             predict(student, inputs)
-        mask = token_mask(inputs)
+        padding = token_mask(inputs)
         for row, block in enumerate(blocks):
             cosine = F.cosine_similarity(_first(got[block]), _first(wanted[block]), dim=-1)
+            mask = shared_tokens(block, padding, taught, learnt)
             weights = mask.to(cosine.dtype) if mask is not None and cosine.shape == mask.shape else torch.ones_like(cosine)
             totals[row] += torch.tensor([(cosine * weights).sum().item(), weights.sum().item()], dtype=torch.float64)
     sums, tokens = reduce_sum(totals, ctx).unbind(-1)
     return {block: value / max(count, 1) for block, value, count in zip(blocks, sums.tolist(), tokens.tolist())}
+
+
+@torch.no_grad()
+def tokens_run(model: nn.Module, loader: DataLoader, ctx: DistContext) -> float | None:
+    """Share of (patch token, block) pairs a halting model runs over the validation set; None for a model that does not halt."""
+    halting = halting_of(model)
+    if halting is None:
+        return None
+    model.eval()
+    totals = torch.zeros(2, dtype=torch.float64)
+    for inputs, _ in loader:
+        predict(model, to_device(inputs, ctx.device))
+        assert halting.trace is not None, "a halting forward leaves its trace"
+        ran = halting.trace.tokens_run
+        totals += torch.tensor([ran.sum().item(), ran.numel()], dtype=torch.float64)
+    share, images = reduce_sum(totals, ctx).tolist()
+    return share / max(images, 1)
 
 
 def _first(output: object) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""What each stage minimises: the task loss, block-wise distillation (paper eq. 3-4), KD, Hoyer.
+"""What each stage minimises: the task loss, block-wise distillation (paper eq. 3-4), KD, Hoyer, token halting (A-ViT).
 
 The task loss is cross-entropy for an image classifier; for a text encoder, whose
 function is its sentence embedding, it is 1 - cosine of that embedding to the
@@ -19,9 +19,10 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 
 from far_modules import hoyer_penalty
-from surgery.recipe import DistillStage, FinetuneStage, PruneStage, TrainingStage
+from surgery.recipe import DistillStage, FinetuneStage, HaltStage, PruneStage, TrainingStage
+from surgery.rewrite.halting import HaltingBlocks, depth_prior
 from surgery.train.batches import Inputs, predict, token_mask
-from surgery.train.capture import capture_inputs, capture_outputs, force_inputs
+from surgery.train.capture import capture_inputs, capture_masks, capture_outputs, force_inputs, shared_tokens
 from surgery.train.engine import Objective, StepResult
 
 
@@ -72,6 +73,28 @@ def ce_objective(stage: TrainingStage) -> Objective:
 
     def objective(model: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
         loss, logs = task(predict(model, inputs), None, labels)
+        return StepResult(loss, {"loss": loss.item(), **logs})
+
+    return objective
+
+
+def halt_objective(stage: HaltStage, halting: HaltingBlocks) -> Objective:
+    """A-ViT's loss: CE + ponder_weight · mean ponder cost + prior_weight · KL(prior ‖ mean halting distribution).
+
+    The ponder cost and the distribution are the patch tokens' (the class token never stops). The distribution is
+    clamped to [0.01, 0.99] before its log, as A-ViT does, so a block no token stops in costs a bounded amount.
+    """
+    task = task_loss(stage, text=False)
+    prior = depth_prior(len(halting), stage.target_depth, stage.prior_std)
+
+    def objective(model: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
+        task_term, logs = task(predict(model, inputs), None, labels)
+        trace = halting.trace
+        assert trace is not None, "the forward pass just ran the halting blocks"
+        ponder = trace.ponder[:, trace.prefix_tokens :].mean()
+        divergence = F.kl_div(trace.distribution.clamp(0.01, 0.99).log(), prior.to(trace.distribution), reduction="sum")
+        loss = task_term + stage.ponder_weight * ponder + stage.prior_weight * divergence
+        logs |= {"ponder": ponder.item(), "prior_kl": divergence.item(), "tokens_run": trace.tokens_run.mean().item()}
         return StepResult(loss, {"loss": loss.item(), **logs})
 
     return objective
@@ -129,19 +152,20 @@ def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[
 
     `teacher_forced` feeds every student block the teacher's input to that block;
     `free_running` lets each block see the student's own activations. The task loss
-    is CE, or for a text encoder (`text`) the sentence embedding's cosine to the teacher's.
+    is CE, or for a text encoder (`text`) the sentence embedding's cosine to the teacher's. Only tokens both models
+    still run are compared: padding, and tokens a halting teacher or student has stopped (`surgery.rewrite.halting`).
     """
     targets = list(blocks if stage.at == "block" else sites)
     task = task_loss(stage, text)
 
     def objective(student: nn.Module, inputs: Inputs, labels: torch.Tensor) -> StepResult:
-        with torch.no_grad(), capture_outputs(teacher, targets) as wanted, capture_inputs(teacher, blocks) as fed:
+        with torch.no_grad(), capture_outputs(teacher, targets) as wanted, capture_inputs(teacher, blocks) as fed, capture_masks(teacher, targets) as taught:
             target = predict(teacher, inputs)
         forcing = force_inputs(student, fed) if stage.mode == "teacher_forced" else nullcontext()
-        with capture_outputs(student, targets) as got, forcing:
+        with capture_outputs(student, targets) as got, capture_masks(student, targets) as learnt, forcing:
             output = predict(student, inputs)
-        mask = token_mask(inputs)
-        terms = torch.stack([_block_similarity(got[p], wanted[p], stage, mask) for p in targets])
+        padding = token_mask(inputs)
+        terms = torch.stack([_block_similarity(got[p], wanted[p], stage, shared_tokens(p, padding, taught, learnt)) for p in targets])
         similarity = terms.sum() if stage.reduce == "sum" else terms.mean()
         task_term, logs = task(output, target, labels)
         loss = stage.weight * similarity + stage.ce_weight * task_term

@@ -77,7 +77,7 @@ def test_a_base_batch_under_one_is_located_at_its_key(tmp_path: Path) -> None:
 def test_bad_stage_kind_names_allowed_kinds(tmp_path: Path) -> None:
     [problem] = problems_of(write(tmp_path, "r.yaml", MINIMAL + "stages:\n  - kind: distil\n    epochs: 1\n"))
     assert ":7:5: stages.0.kind: unknown kind 'distil' (did you mean 'distill'?)" in problem
-    assert "allowed: fit, distill, finetune, prune, evaluate" in problem
+    assert "allowed: fit, halt, distill, finetune, prune, evaluate" in problem
 
 
 def test_bad_literal_suggests_nearest_value(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_bad_literal_suggests_nearest_value(tmp_path: Path) -> None:
 def test_missing_stage_kind_lists_the_kinds(tmp_path: Path) -> None:
     [problem] = problems_of(write(tmp_path, "r.yaml", MINIMAL + "stages:\n  - {epochs: 1}\n"))
     assert problem.endswith(
-        ":7:5: stages.0: missing key 'kind'; allowed kinds: fit, distill, finetune, prune, evaluate"
+        ":7:5: stages.0: missing key 'kind'; allowed kinds: fit, halt, distill, finetune, prune, evaluate"
     )
 
 
