@@ -5,6 +5,8 @@ Three phases: `extract_workload` turns a shape-propagated fx graph into a
 step that needs torch, imported on first use);
 `get_device` builds a validated `Device` from a preset and overrides;
 `estimate` prices every op with one formula per op kind and schedules them.
+`noisy_matmul` (with `program_matrix` and `read_matrix`) computes a product as
+the crossbar would, with the device's noise (torch, imported on first use).
 
 Example:
     >>> from hwmodel import Gemm, Workload, estimate, get_device
@@ -52,8 +54,11 @@ __all__ = [
     "get_gpu",
     "ima_budget",
     "implied_efficiency",
+    "noisy_matmul",
     "peak_ops_per_s",
     "price",
+    "program_matrix",
+    "read_matrix",
     "record_workload",
     "roofline",
     "roofline_total",
@@ -62,7 +67,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """`extract_workload` and `record_workload` import torch, so they load only when asked for."""
+    """`extract_workload`, `record_workload` and the noise model import torch, so they load only when asked for."""
     if name == "extract_workload":
         from hwmodel.extract import extract_workload
 
@@ -71,4 +76,8 @@ def __getattr__(name: str) -> Any:
         from hwmodel.record import record_workload
 
         return record_workload
+    if name in ("noisy_matmul", "program_matrix", "read_matrix"):
+        from hwmodel import noise
+
+        return getattr(noise, name)
     raise AttributeError(f"module 'hwmodel' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwmodel.device import Device, Part
+from hwmodel.device import Device, Part, value_cells
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,9 @@ def input_slices(device: Device, bits: int | None = None) -> int:
 
 
 def weight_slices(device: Device, bits: int | None = None) -> int:
-    """Columns per value: `bits` (default the weight precision) stored bits_per_cell per cell."""
-    return math.ceil((bits or device.precision.weight_bits) / device.crossbar.bits_per_cell)
+    """Columns per value: `bits` (default the weight precision) stored bits_per_cell per cell, signed as the crossbar says."""
+    xbar = device.crossbar
+    return value_cells(bits or device.precision.weight_bits, xbar.bits_per_cell, xbar.signed_values)
 
 
 def peak_ops_per_s(device: Device) -> float:

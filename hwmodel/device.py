@@ -8,6 +8,9 @@ form a chip. Units are in field names. Numbers live in `hwmodel.presets`.
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -51,6 +54,10 @@ class Crossbar(Spec):
     """Pulse-and-verify rounds per row until the levels are set."""
     endurance_writes: float = Field(gt=0)
     """Programming cycles a cell survives."""
+    signed_values: Literal["offset", "differential"] = "offset"
+    """How a signed value sits in unsigned conductances: `offset` stores value + 2^(bits-1) in one set of cells and
+    subtracts the offset digitally; `differential` stores the magnitude in a positive or a negative set of cells
+    (a pair per value, twice the columns)."""
 
 
 class Dac(Spec):
@@ -75,6 +82,41 @@ class Adc(Spec):
     """One ADC at full rate, mW."""
     area_mm2: float = Field(ge=0)
     """One ADC, mm²."""
+
+
+class Noise(Spec):
+    """Analog non-idealities of a crossbar read, in units relative to the programmed conductance.
+
+    The defaults are the ideal device. `hwmodel.noise` applies them; pricing ignores them.
+    """
+
+    programming_sigma: float = Field(0.0, ge=0, le=1)
+    """Relative standard deviation of a cell's conductance after programming, drawn once per programming."""
+    read_sigma: float = Field(0.0, ge=0, le=1)
+    """Relative standard deviation of a cell's conductance in one read, drawn afresh for every read cycle."""
+    drift_nu: float = Field(0.0, ge=0, le=1)
+    """Mean drift exponent: G(t) = G(t0) * (t / t0) ** -nu."""
+    drift_nu_sigma: float = Field(0.0, ge=0, le=1)
+    """Cell-to-cell standard deviation of the drift exponent."""
+    drift_t0_s: float = Field(1.0, gt=0)
+    """Time after programming at which conductances are as programmed, s; earlier reads see no drift."""
+    drift_compensation: bool = False
+    """Global drift compensation: each crossbar's outputs are scaled by one scalar, the ratio of its summed
+    conductance at t0 to that at read time (aihwkit's GlobalDriftCompensation, one reading per crossbar)."""
+    stuck_on_rate: float = Field(0.0, ge=0, le=1)
+    """Fraction of cells stuck at the highest conductance level, whatever was programmed."""
+    stuck_off_rate: float = Field(0.0, ge=0, le=1)
+    """Fraction of cells stuck at zero conductance."""
+    adc_range: float = Field(1.0, gt=0)
+    """ADC full scale as a fraction of the largest column sum a read can produce; sums above it clip."""
+
+    @model_validator(mode="after")
+    def _stuck_rates_are_a_fraction(self) -> Noise:
+        if self.stuck_on_rate + self.stuck_off_rate > 1:
+            raise ValueError(
+                f"stuck_on_rate={self.stuck_on_rate} + stuck_off_rate={self.stuck_off_rate} is more than all the cells"
+            )
+        return self
 
 
 class Ima(Spec):
@@ -177,14 +219,22 @@ class Device(Spec):
     buffers: Buffers
     digital: Digital
     precision: Precision
+    noise: Noise = Noise()
 
     @model_validator(mode="after")
     def _weight_fits_a_row(self) -> Device:
-        row_bits = self.crossbar.cols * self.crossbar.bits_per_cell
-        if row_bits < self.precision.weight_bits:
+        cells = value_cells(self.precision.weight_bits, self.crossbar.bits_per_cell, self.crossbar.signed_values)
+        if self.crossbar.cols < cells:
             raise ValueError(
-                f"crossbar.cols={self.crossbar.cols} x crossbar.bits_per_cell={self.crossbar.bits_per_cell} "
-                f"holds {row_bits} bits per row, fewer than precision.weight_bits={self.precision.weight_bits}: "
-                "the crossbar is smaller than one weight's cells"
+                f"crossbar.cols={self.crossbar.cols} is fewer than the {cells} cells one weight of "
+                f"precision.weight_bits={self.precision.weight_bits} takes at crossbar.bits_per_cell="
+                f"{self.crossbar.bits_per_cell} ({self.crossbar.signed_values}): the crossbar is smaller than one weight's cells"
             )
         return self
+
+
+def value_cells(bits: int, bits_per_cell: int, signed_values: str) -> int:
+    """Columns one signed `bits`-bit value takes: its offset code, or its (bits - 1)-bit magnitude twice."""
+    if signed_values == "differential":
+        return 2 * math.ceil(max(bits - 1, 1) / bits_per_cell)
+    return math.ceil(bits / bits_per_cell)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from difflib import get_close_matches
 from typing import Any
 
-from hwmodel.device import Adc, Buffers, Chip, Crossbar, Dac, Device, Digital, Ima, Part, Precision, Spec, Tile
+from hwmodel.device import Adc, Buffers, Chip, Crossbar, Dac, Device, Digital, Ima, Noise, Part, Precision, Spec, Tile
 
 # Programming parameters shared by both presets (hwmodel-anchors.md §2; recalled
 # from device literature and PUMA, not checked here). We take a 100 ns pulse per
@@ -56,6 +56,9 @@ def isaac() -> Device:
             read_latency_ns=100.0,  # ISAAC: crossbar read cycle 100 ns
             # ISAAC: 8 crossbars draw 2.4 mW; one array over one 100 ns read of 128 x 128 cells.
             read_energy_fj_per_cell=2.4 / 8 * 100 / (128 * 128) * 1e3,
+            # ISAAC stores weights with a bias of 2^15 and subtracts it digitally (its "signed arithmetic"
+            # section, recalled, verify), so a 16-bit weight takes 8 cells, not a differential pair of them.
+            signed_values="offset",
             **_WRITE,
         ),
         # ISAAC: 8 x 128 1-bit DACs, 4 mW, 0.00017 mm².
@@ -99,6 +102,9 @@ def isaac() -> Device:
             mac_area_mm2=_MAC_AREA_MM2,
         ),
         precision=Precision(weight_bits=16, input_bits=16),  # ISAAC: 16-bit fixed-point weights and inputs
+        # ISAAC publishes no noise, drift or stuck-at figures: the ideal device. Published ReRAM values to
+        # override with are listed, with their sources, in hwmodel.noise and NOISE_NOTES.md.
+        noise=Noise(),
     )
 
 

@@ -43,3 +43,22 @@ def test_a_bad_override_in_a_file_points_at_its_line(tmp_path: Path):
     with pytest.raises(RecipeError) as caught:
         check_recipe(load_recipe(path))
     assert str(caught.value) == f"{path}:5:3: hardware.overrides.dac.bits: expected greater than or equal to 1, got 0"
+
+
+def test_a_bad_noise_override_points_at_its_line(tmp_path: Path):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "name: r\nmodel: {name: deit_tiny_patch16_224}\nrewrites: [{}]\nhardware:\n  overrides:\n"
+        "    noise:\n      read_sigma: 0.01\n      programming_sigma: -0.05\n"
+    )
+    with pytest.raises(RecipeError) as caught:
+        check_recipe(load_recipe(path))
+    assert str(caught.value) == f"{path}:8:7: hardware.overrides.noise.programming_sigma: expected greater than or equal to 0, got -0.05"
+
+
+def test_noise_overrides_reach_the_device_and_stuck_rates_are_checked_together():
+    device, _ = resolve_hardware(recipe_from_data(DATA, ["hardware.overrides.noise.drift_nu=0.06"]))
+    assert device.noise.drift_nu == 0.06 and device.noise.programming_sigma == 0.0
+    with pytest.raises(RecipeError) as caught:
+        check_recipe(recipe_from_data(DATA, ["hardware.overrides.noise.stuck_on_rate=0.6", "hardware.overrides.noise.stuck_off_rate=0.6"]))
+    assert "stuck_on_rate=0.6 + stuck_off_rate=0.6 is more than all the cells" in str(caught.value)
