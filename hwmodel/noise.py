@@ -12,7 +12,7 @@ Conductances are in units of one cell level (the top level is 2^bits_per_cell - 
 Published ReRAM values for `Device.noise` (presets default to the ideal device):
 programming sigma about 2.8 % of G_max at G_max and read noise about 1 %
 (Wan et al., Nature 2022, as fitted in aihwkit's ReRamWan2022NoiseModel);
-see NOISE_NOTES.md for the list and its caveats.
+see docs/noise_model.md for the list and its caveats.
 """
 
 from __future__ import annotations

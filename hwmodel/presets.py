@@ -103,7 +103,7 @@ def isaac() -> Device:
         ),
         precision=Precision(weight_bits=16, input_bits=16),  # ISAAC: 16-bit fixed-point weights and inputs
         # ISAAC publishes no noise, drift or stuck-at figures: the ideal device. Published ReRAM values to
-        # override with are listed, with their sources, in hwmodel.noise and NOISE_NOTES.md.
+        # override with are listed, with their sources, in hwmodel.noise and docs/noise_model.md.
         noise=Noise(),
     )
 
