@@ -31,6 +31,7 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -219,12 +220,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     command = "python benchmarks/ablation.py " + " ".join(
         ["--seeds", *map(str, args.seeds), "--scratch-epochs", *map(str, args.scratch_epochs), "--threads", str(args.threads)])
+    run_seeds(
+        args.seeds, lambda seed: seed_rows(seed, args.workdir, args.scratch_epochs, args.reuse),
+        lambda rows, seeds, wall_s: markdown(rows, seeds, wall_s, command), args.out,
+    )
+
+
+def run_seeds(seeds: list[int], rows_of: Callable[[int], list[dict]], table_of: Callable[[list[dict], list[int], float], str], out: Path) -> None:
+    """Seed after seed, the table of the rows so far (given the seeds done and the wall seconds) rewritten to `out`,
+    so a stopped run keeps what finished; then the table and the wall time printed."""
     started, rows = time.perf_counter(), []
-    for seed in args.seeds:
-        rows += seed_rows(seed, args.workdir, args.scratch_epochs, args.reuse)
-        table = markdown(rows, args.seeds[: args.seeds.index(seed) + 1], time.perf_counter() - started, command)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)  # after every seed: a stopped run keeps what finished
+    for done, seed in enumerate(seeds, 1):
+        rows += rows_of(seed)
+        table = table_of(rows, seeds[:done], time.perf_counter() - started)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
     print(table)
     print(f"WALL {time.perf_counter() - started:.2f} s")
 

@@ -24,12 +24,11 @@ import argparse
 import datetime
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.ablation import mean_std, run, variant_recipe
+from benchmarks.ablation import mean_std, run, run_seeds, variant_recipe
 from surgery import load_recipe
 from surgery.deploy.machine import machine
 from surgery.recipe import Recipe
@@ -125,14 +124,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     command = "python -m benchmarks.halting " + " ".join(["--seeds", *map(str, args.seeds), "--ponder", *(f"{w:g}" for w in args.ponder),
                                                           "--threads", str(args.threads)])
-    started, rows = time.perf_counter(), []
-    for seed in args.seeds:
-        rows += seed_rows(seed, args.workdir, tuple(args.ponder), args.reuse)
-        table = markdown(rows, args.seeds[: args.seeds.index(seed) + 1], command)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)  # after every seed: a stopped run keeps what finished
-    print(table)
-    print(f"WALL {time.perf_counter() - started:.2f} s")
+    run_seeds(args.seeds, lambda seed: seed_rows(seed, args.workdir, tuple(args.ponder), args.reuse), lambda rows, seeds, _: markdown(rows, seeds, command), args.out)
 
 
 if __name__ == "__main__":
