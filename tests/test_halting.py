@@ -13,7 +13,7 @@ from torch import nn
 
 from surgery import SurgeryError, build_model, build_student, plan
 from surgery.recipe import HaltingGate, HaltStage, recipe_from_data
-from surgery.rewrite.halting import HaltingBlocks, depth_prior, halting_of, install_halting
+from surgery.rewrite.halting import HaltingBlocks, depth_prior, following, halting_of, install_halting
 from surgery.train.objectives import halt_objective
 from tests.strategies import PROPERTY_SETTINGS, single_thread  # noqa: F401 - a fixture, used through pytestmark
 from tests.tiny import DIGITS_KWARGS, MODEL, recipe_data
@@ -88,6 +88,23 @@ def test_a_halting_teacher_rewrites_with_its_halting_and_block_names() -> None:
     assert isinstance(student.blocks, HaltingBlocks) and student.blocks is not model.blocks
     student(images())
     assert halting_of(student).trace.tokens_run.mean() == pytest.approx(1 / 3)
+
+
+def test_a_student_following_its_teacher_runs_the_teachers_tokens() -> None:
+    teacher = digits_vit()
+    install_halting(teacher, HaltingGate(gate_scale=1.0, gate_center=-2.0), SIZE)
+    student = build_student(teacher, plan(recipe_from_data(recipe_data(trained=True)), teacher))
+    install_halting(student, HaltingGate(gate_center=1e9), SIZE)  # left alone, it would run every token through every block
+    teacher(images())
+    with following(student, teacher):
+        student(images())
+    mine, theirs = halting_of(student).trace, halting_of(teacher).trace
+    assert all(torch.equal(a, b) for a, b in zip(mine.kept, theirs.kept)) and mine.tokens_run.mean() < 1
+    assert torch.allclose(mine.distribution.sum(), torch.tensor(1.0), atol=1e-5)
+    ran = torch.stack(mine.kept)[:, :, 1:].sum(0).float()
+    assert torch.all(mine.ponder[:, 1:] >= ran)  # a followed token's remainder never goes negative
+    student(images())
+    assert halting_of(student).trace.tokens_run.mean() == 1  # outside, it halts on its own gate again
 
 
 def test_a_teacher_copies_after_a_training_step() -> None:

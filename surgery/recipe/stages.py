@@ -117,6 +117,9 @@ class DistillStage(TrainingStage):
     """Coefficient of the Group-HS penalty (as in prune) added to the distillation loss; 0 distills without pruning."""
     threshold: float | None = Field(None, ge=0)
     """Group norm under which a hidden unit is removed at the end of the stage; given exactly when hoyer_weight is."""
+    halting: Literal["own", "teacher"] = "own"
+    """A halting student's stopping decisions while it distils: its own gate's, or its teacher's (it runs exactly the
+    tokens the teacher runs, so it learns the sparse function on them); after the stage it halts on its own gate."""
 
 
 class KDSpec(StrictModel):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import inspect
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -55,13 +57,18 @@ class HaltingTrace:
 
 
 class HaltingBlocks(nn.Sequential):
-    """A ViT's `blocks` run with per-token halting; the children (and their names) are the original blocks."""
+    """A ViT's `blocks` run with per-token halting; the children (and their names) are the original blocks.
+
+    With `follow` set (`following`), tokens run exactly the blocks another model's last forward ran them
+    through, weighted by this model's own scores: a student distilled on its teacher's stopping decisions.
+    """
 
     def __init__(self, blocks: nn.Sequential, prefix_tokens: int, gate: HaltingGate) -> None:
         super().__init__(OrderedDict(blocks.named_children()))
         self.prefix_tokens = prefix_tokens
         self.gate = gate
         self.trace: HaltingTrace | None = None
+        self.follow: HaltingTrace | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens = x.shape[:2]
@@ -73,25 +80,34 @@ class HaltingBlocks(nn.Sequential):
         kept, weights = [], []
         gate, last = self.gate, len(self) - 1
         for index, block in enumerate(self):
+            if self.follow is not None:
+                running = self.follow.kept[index].to(x.dtype)
             kept.append(running > 0)
             x = block(x * running.unsqueeze(-1), attn_mask=((1 - running) * HALTED_KEY_BIAS)[:, None, None, :])
             score = torch.sigmoid(gate.gate_scale * x[..., 0] - gate.gate_center) * halts if index < last else torch.ones_like(running)
             cumulative = cumulative + score
-            stopping = (cumulative >= 1 - gate.eps).to(x.dtype) * running
-            continuing = (cumulative < 1 - gate.eps).to(x.dtype)
-            weight = remainder * stopping + score * continuing
+            continuing = self._continuing(index, cumulative).to(x.dtype) * running
+            stopping = running - continuing
+            step = torch.minimum(score, remainder)  # the score itself unless a followed token outlives its own gate
+            weight = remainder * stopping + step * continuing
             output = output + x * weight.unsqueeze(-1)
             ponder = ponder + running + remainder * stopping
-            remainder = remainder - score * continuing
+            remainder = remainder - step * continuing
             weights.append(weight[:, self.prefix_tokens :].mean())
             running = continuing
         if not isinstance(output, torch.fx.Proxy):
             self.trace = HaltingTrace(ponder, torch.stack(weights), tuple(kept), self.prefix_tokens)
         return output
 
+    def _continuing(self, index: int, cumulative: torch.Tensor) -> torch.Tensor:
+        """Tokens that run the next block: those whose scores have not reached 1 − eps, or those `follow` ran there."""
+        if self.follow is None:
+            return cumulative < 1 - self.gate.eps
+        return self.follow.kept[index + 1] if index + 1 < len(self) else torch.zeros_like(cumulative, dtype=torch.bool)
+
     def __getstate__(self) -> dict[str, object]:
-        """Copies (a student is a deep copy of its teacher) leave the last trace behind: it may hold an autograd graph."""
-        return {**self.__dict__, "trace": None}
+        """Copies (a student is a deep copy of its teacher) leave the traces behind: they may hold an autograd graph."""
+        return {**self.__dict__, "trace": None, "follow": None}
 
     def extra_repr(self) -> str:
         gate = self.gate
@@ -130,6 +146,19 @@ def _wrap(model: nn.Module, gate: HaltingGate) -> HaltingBlocks:
         raise SurgeryError(f"token halting keeps the prefix tokens running and {name} does not say how many it has (num_prefix_tokens)")
     model.blocks = HaltingBlocks(blocks, prefix, gate)
     return model.blocks
+
+
+@contextmanager
+def following(student: nn.Module, teacher: nn.Module) -> Iterator[None]:
+    """Inside, the student's halting runs each token through the blocks the teacher's last forward ran it through."""
+    mine, theirs = halting_of(student), halting_of(teacher)
+    if mine is None or theirs is None or theirs.trace is None:
+        raise SurgeryError("following the teacher's halting needs a halting student and a teacher that has just run")
+    mine.follow = theirs.trace
+    try:
+        yield
+    finally:
+        mine.follow = None
 
 
 def halting_of(model: nn.Module) -> HaltingBlocks | None:

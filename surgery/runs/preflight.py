@@ -22,7 +22,7 @@ from surgery.errors import FieldError, SurgeryError
 from surgery.models import input_size, recipe_model, sequence_length, takes_tokens
 from surgery.recipe import DistillStage, EvaluateStage, FolderData, Recipe, Stage, TrainingStage, WikiData, check_recipe
 from surgery.rewrite.plan import plan
-from surgery.runs.halting import restore_halting
+from surgery.runs.halting import halting_gate, restore_halting
 from surgery.runs.head import fit_head
 from surgery.runs.rundir import check_run_dir
 from surgery.runs.transfer import check_transfer
@@ -158,6 +158,10 @@ def check_halting(recipe: Recipe, model: nn.Module) -> list[str]:
     """A teacher that halts tokens (a halt stage, or model.halting) must run its blocks as one halting-capable Sequential;
     the plan is then made on the halting model, whose sites are called with its token mask."""
     halts = next((index for index, stage in enumerate(recipe.stages) if stage.kind == "halt"), None)
+    follows = next((index for index, stage in enumerate(recipe.stages) if isinstance(stage, DistillStage) and stage.halting == "teacher"), None)
+    if follows is not None and halting_gate(recipe) is None:
+        where = recipe.location_of(("stages", follows, "halting")) or f"stages.{follows}.halting"
+        raise SurgeryError(f"{where}: the student follows its teacher's halting, and this teacher does not halt (no halt stage or model.halting)")
     try:
         halting = restore_halting(recipe, model, input_size(model, recipe.model.input_size))
     except SurgeryError as error:

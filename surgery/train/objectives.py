@@ -20,9 +20,9 @@ from torch.utils._pytree import tree_leaves
 
 from far_modules import hoyer_penalty
 from surgery.recipe import DistillStage, FinetuneStage, HaltStage, PruneStage, TrainingStage
-from surgery.rewrite.halting import HaltingBlocks, depth_prior
+from surgery.rewrite.halting import HaltingBlocks, depth_prior, following
 from surgery.train.batches import Inputs, predict, token_mask
-from surgery.train.capture import capture_inputs, capture_masks, capture_outputs, force_inputs, shared_tokens
+from surgery.train.capture import capture_inputs, capture_masks, capture_outputs, force_inputs, shared_tokens, unwrap
 from surgery.train.engine import Objective, StepResult
 
 
@@ -153,7 +153,8 @@ def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[
     `teacher_forced` feeds every student block the teacher's input to that block;
     `free_running` lets each block see the student's own activations. The task loss
     is CE, or for a text encoder (`text`) the sentence embedding's cosine to the teacher's. Only tokens both models
-    still run are compared: padding, and tokens a halting teacher or student has stopped (`surgery.rewrite.halting`).
+    still run are compared: padding, and tokens a halting teacher or student has stopped (`surgery.rewrite.halting`);
+    `halting: teacher` makes a halting student stop tokens where its teacher just did.
     """
     targets = list(blocks if stage.at == "block" else sites)
     task = task_loss(stage, text)
@@ -162,7 +163,8 @@ def distill_objective(teacher: nn.Module, stage: DistillStage, blocks: Sequence[
         with torch.no_grad(), capture_outputs(teacher, targets) as wanted, capture_inputs(teacher, blocks) as fed, capture_masks(teacher, targets) as taught:
             target = predict(teacher, inputs)
         forcing = force_inputs(student, fed) if stage.mode == "teacher_forced" else nullcontext()
-        with capture_outputs(student, targets) as got, capture_masks(student, targets) as learnt, forcing:
+        halting = following(unwrap(student), teacher) if stage.halting == "teacher" else nullcontext()
+        with capture_outputs(student, targets) as got, capture_masks(student, targets) as learnt, forcing, halting:
             output = predict(student, inputs)
         padding = token_mask(inputs)
         terms = torch.stack([_block_similarity(got[p], wanted[p], stage, shared_tokens(p, padding, taught, learnt)) for p in targets])

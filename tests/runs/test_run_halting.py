@@ -25,7 +25,7 @@ HALT = {
 
 def halting_recipe() -> dict:
     data = recipe_data(trained=True)
-    data["stages"] = [data["stages"][0], dict(HALT), data["stages"][1], {"kind": "evaluate"}]
+    data["stages"] = [data["stages"][0], dict(HALT), {**data["stages"][1], "halting": "teacher"}, {"kind": "evaluate"}]
     return data
 
 
@@ -66,6 +66,14 @@ def test_halt_after_a_student_stage_is_refused_at_its_line(tmp_path: Path):
     data["stages"] = [data["stages"][0], data["stages"][2], data["stages"][1]]
     recipe = load_recipe(write_recipe(tmp_path, data))
     with pytest.raises(SurgeryError, match=r"tiny.yaml:\d+:\d+: halt trains the teacher, so it comes before every distill stage"):
+        preflight(recipe, None)
+
+
+def test_following_a_teacher_that_does_not_halt_is_refused_at_its_line(tmp_path: Path):
+    data = recipe_data(trained=True)
+    data["stages"][1]["halting"] = "teacher"
+    recipe = load_recipe(write_recipe(tmp_path, data))
+    with pytest.raises(SurgeryError, match=r"tiny.yaml:\d+:\d+: the student follows its teacher's halting, and this teacher does not halt"):
         preflight(recipe, None)
 
 
