@@ -12,13 +12,14 @@ from surgery.recipe import load_recipe
 from surgery.runs.replay import load_run
 from surgery.runs.rundir import RunDir
 from surgery.train.distributed import init_distributed
-from surgery.train.evaluation import embedding_report, top1
+from surgery.train.evaluation import embedding_report, tokens_run, top1, top1_following
 
 
 def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student; a text encoder's
     embedding cosine, linear-probe top-1 and neighbour overlap to its teacher in place of top-1. A transfer's teacher
-    (`model.from_run`) has no top-1: its classifier was never trained on this data."""
+    (`model.from_run`) has no top-1: its classifier was never trained on this data. A halting run adds the tokens each
+    model runs and the student's top-1 on its teacher's tokens."""
     recipe = load_recipe(run.recipe)
     if recipe.data is None:
         raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
@@ -35,5 +36,10 @@ def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, floa
             measured = {}
         else:
             measured = {"top1": top1(model, loader(), ctx)}
+        tokens = tokens_run(model, loader(), ctx)
+        if tokens is not None:  # a halting run: the tokens each model runs, and the student on its teacher's tokens
+            measured["tokens_run"] = tokens
+            if which == "student":
+                measured["top1_on_teacher_tokens"] = top1_following(model, teacher, loader(), ctx)
         results[which] = {**measured, "params": counts.params, "macs": counts.macs}
     return results

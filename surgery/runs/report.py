@@ -55,6 +55,7 @@ COLUMNS = (
     ("neighbour_overlap@10", "top-10 overlap", "{:.3f}"),
     ("fidelity", "fidelity", "{:.4f}"),
     ("tokens_run", "tokens run", "{:.1%}"),
+    ("top1_on_teacher_tokens", "top-1 on teacher's tokens (%)", "{:.2f}"),
     ("params", "params (M)", "{:.4f}", 1e-6),
     ("macs", "MACs (M)", "{:.2f}", 1e-6),
 )

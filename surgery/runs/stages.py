@@ -29,7 +29,7 @@ from surgery.runs.state import RunState
 from surgery.train.checkpoint import save_checkpoint
 from surgery.train.distributed import broadcast_object
 from surgery.train.engine import Engine, Evaluator, Objective
-from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, tokens_run, top1
+from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, tokens_run, top1, top1_following
 from surgery.train.objectives import (
     ce_objective,
     distill_objective,
@@ -227,6 +227,8 @@ def _measure(state: RunState, model: nn.Module, metrics: set[str], stage: Evalua
     tokens = tokens_run(model, data.val, state.ctx)
     if tokens is not None:  # a model that halts tokens: the share of (patch token, block) pairs it ran
         measured["tokens_run"] = tokens
+        if "top1" in metrics and model is not state.teacher:
+            measured["top1_on_teacher_tokens"] = top1_following(model, state.teacher, data.val, state.ctx)
     if "embedding" in metrics:
         measured.update(embedding_report(model, state.teacher, data.val, data.train, state.ctx))
     if "fidelity" in metrics and state.block_paths:  # a model trained as it is (a transfer without rewrites) has no replaced block

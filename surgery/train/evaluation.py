@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader
 
-from surgery.rewrite.halting import halting_of
+from surgery.rewrite.halting import following, halting_of
 from surgery.train.batches import predict, to_device, token_mask
 from surgery.train.capture import capture_masks, capture_outputs, shared_tokens
 from surgery.train.distributed import DistContext, gather_rows, reduce_sum
@@ -57,6 +57,23 @@ def block_fidelity(teacher: nn.Module, student: nn.Module, blocks: Sequence[str]
             totals[row] += torch.tensor([(cosine * weights).sum().item(), weights.sum().item()], dtype=torch.float64)
     sums, tokens = reduce_sum(totals, ctx).unbind(-1)
     return {block: value / max(count, 1) for block, value, count in zip(blocks, sums.tolist(), tokens.tolist())}
+
+
+@torch.no_grad()
+def top1_following(student: nn.Module, teacher: nn.Module, loader: DataLoader, ctx: DistContext) -> float:
+    """Top-1 (percent) of a halting student that runs exactly the tokens its halting teacher runs on each image:
+    how well it computes the teacher's sparse function, apart from where its own gate would stop tokens."""
+    student.eval()
+    teacher.eval()
+    totals = torch.zeros(2, dtype=torch.float64)
+    for inputs, labels in loader:
+        inputs = to_device(inputs, ctx.device)
+        predict(teacher, inputs)
+        with following(student, teacher):
+            logits = predict(student, inputs)
+        totals += torch.tensor([(logits.argmax(-1).cpu() == labels).sum().item(), labels.numel()], dtype=torch.float64)
+    correct, seen = reduce_sum(totals, ctx).tolist()
+    return 100.0 * correct / max(seen, 1)
 
 
 @torch.no_grad()

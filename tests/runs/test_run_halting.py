@@ -13,6 +13,7 @@ from surgery import SurgeryError
 from surgery.recipe import load_recipe, recipe_from_data
 from surgery.rewrite.halting import halting_of
 from surgery.runs import RunDir, apply_recipe, load_run
+from surgery.runs.evaluate import evaluate_run
 from surgery.runs.preflight import preflight
 from tests.tiny import recipe_data, write_recipe
 
@@ -51,6 +52,14 @@ def test_a_finished_run_comes_back_halting(halting_run: RunDir):
     images = torch.randn(4, 1, 8, 8)
     student(images)
     assert halting_of(student).trace.tokens_run.mean() < 1
+
+
+def test_re_evaluating_a_halting_run_from_disk_gives_its_report(halting_run: RunDir):
+    """The student's top-1 on its teacher's tokens, and the tokens each model runs, come back from disk as the run measured them."""
+    report, again = json.loads(halting_run.report_json.read_text()), evaluate_run(halting_run)
+    for key in ("top1", "tokens_run", "top1_on_teacher_tokens"):
+        assert again["student"][key] == pytest.approx(report["student"][key])
+    assert again["teacher"]["tokens_run"] == pytest.approx(report["teacher"]["tokens_run"])
 
 
 def test_a_transfer_from_a_halting_run_halts_from_the_start(halting_run: RunDir, tmp_path: Path):
