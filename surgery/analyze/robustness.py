@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import ValidationError
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from hwmodel import Device, Policy
 from hwmodel.analog import device_noise
@@ -103,8 +103,12 @@ def sweep(device: Device, policies: Sequence[Policy], sigmas: Sequence[float], t
     return settings
 
 
-def measure_robustness(run: RunDir, device: Device, settings: Sequence[Setting], seeds: int, *, batch_size: int = 256, progress: Progress | None = None) -> Robustness:
-    """Top-1 of `run`'s models on the recipe's validation split, for every setting and seeds 0 .. `seeds` - 1.
+def measure_robustness(
+    run: RunDir, device: Device, settings: Sequence[Setting], seeds: int, *, images: int | None = None, batch_size: int = 256,
+    progress: Progress | None = None,
+) -> Robustness:
+    """Top-1 of `run`'s models on the recipe's validation split (its first `images`, all when None), for every setting
+    and seeds 0 .. `seeds` - 1.
 
     Raises:
         SurgeryError: the run has no data section, or its models are text encoders (no top-1).
@@ -117,7 +121,7 @@ def measure_robustness(run: RunDir, device: Device, settings: Sequence[Setting],
         >>> measure_robustness(RunDir(Path("runs/quickstart")), device, settings, seeds=3).to_json()["pruned"]  # doctest: +SKIP
     """
     models, missing = run_models(run)
-    loader = _val_loader(run, next(iter(models.values())), batch_size)
+    loader = validation_loader(run, next(iter(models.values())), batch_size, images)
     ctx = init_distributed("cpu")
     top1s = {}
     for name, model in models.items():
@@ -140,11 +144,16 @@ def run_models(run: RunDir) -> tuple[dict[str, nn.Module], dict[str, str]]:
     return models, missing
 
 
-def _val_loader(run: RunDir, model: nn.Module, batch_size: int) -> DataLoader:
+def validation_loader(run: RunDir, model: nn.Module, batch_size: int, images: int | None = None) -> DataLoader:
+    """The run's validation split in its fixed order, or its first `images`: the simulated crossbars read every input
+    bit of every product, so a quick look measures fewer images."""
     recipe = load_recipe(run.recipe)
     if recipe.data is None:
         raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
-    return build_val_loader(recipe.data, input_size(model, recipe.model.input_size), batch_size, seed=recipe.seed, model=model)
+    loader = build_val_loader(recipe.data, input_size(model, recipe.model.input_size), batch_size, seed=recipe.seed, model=model)
+    if images is None or images >= len(loader.dataset):
+        return loader
+    return DataLoader(Subset(loader.dataset, range(images)), batch_size=batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn)
 
 
 def _noisy_top1(model: nn.Module, loader: DataLoader, device: Device, setting: Setting, seed: int, ctx: DistContext, name: str, progress: Progress | None) -> float:

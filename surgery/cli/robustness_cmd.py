@@ -47,6 +47,9 @@ def robustness(
         typer.Option("--policy", help="Activation × activation products written into crossbars, exact on digital units, or both (default: the recipe's)."),
     ] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Monte-Carlo seeds per setting: one programming and one read-noise stream each.")] = 10,
+    images: Annotated[
+        int | None, typer.Option("--images", min=1, help="Measure on the first N validation images only (a quick look: every product is simulated read by read).")
+    ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of top-1 against σ and against time here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -63,7 +66,7 @@ def robustness(
     device = resolve_hardware(resolved.recipe)[0]
     policies = ("write", "digital") if policy == "both" else (policy or resolved.recipe.hardware.policy,)
     settings = sweep(device, policies, sigmas, times, drift_nu)
-    result = measure_robustness(_run_of(resolved), device, settings, seeds, progress=_progress(seeds))
+    result = measure_robustness(_run_of(resolved), device, settings, seeds, images=images, progress=_progress(seeds))
     for name, why in result.missing.items():
         stderr.print(f"no {name}: {why}", style="yellow", highlight=False)
     if plot is not None:
@@ -71,7 +74,8 @@ def robustness(
     if as_json:
         print_json(result.to_json())
         return
-    stdout.print(_table(result, f"{target}: top-1 (%) over {seeds} seed{'s' * (seeds > 1)}, mean ± std"))
+    on = f" on the first {images} validation images" if images else ""
+    stdout.print(_table(result, f"{target}: top-1 (%){on} over {seeds} seed{'s' * (seeds > 1)}, mean ± std"))
 
 
 def _run_of(target: Target) -> RunDir:

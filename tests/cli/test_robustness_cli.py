@@ -6,18 +6,24 @@ import json
 
 import pytest
 
-from surgery.runs.evaluate import evaluate_run
+from surgery.analyze.robustness import validation_loader
+from surgery.runs import load_run
+from surgery.train.distributed import init_distributed
+from surgery.train.evaluation import top1
 from tests.cli.cli_helpers import invoke
 from tests.strategies import single_thread  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("single_thread")
+IMAGES = 40
 
 
 @pytest.fixture(scope="module")
 def swept(finished_run, tmp_path_factory):
-    """Ideal device, σ = 0 % and 10 % under `write`, 3 seeds, with a plot."""
+    """Ideal device, σ = 0 % and 10 % under `write`, 3 seeds, on the first 40 validation images, with a plot."""
     plot = tmp_path_factory.mktemp("robustness") / "robustness.png"
-    result = invoke("robustness", finished_run.run.root, "--sigma", "0,10", "--policy", "write", "--seeds", "3", "--json", "--plot", plot)
+    result = invoke(
+        "robustness", finished_run.run.root, "--sigma", "0,10", "--policy", "write", "--seeds", "3", "--images", str(IMAGES), "--json", "--plot", plot
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), result.stderr, plot
 
@@ -35,9 +41,9 @@ def test_the_json_holds_settings_and_one_aligned_list_per_model_the_run_has(swep
 @pytest.mark.slow
 def test_the_ideal_device_gives_the_clean_top1_on_every_seed(swept, finished_run):
     report, _, _ = swept
-    clean = evaluate_run(finished_run.run)
-    for name, clean_name in (("teacher", "teacher"), ("pruned", "student")):
-        assert report[name][0] == {"top1_mean": clean[clean_name]["top1"], "top1_std": 0.0}
+    for name, model in (("teacher", load_run(finished_run.run.root, "teacher")), ("pruned", load_run(finished_run.run.root))):
+        clean = top1(model, validation_loader(finished_run.run, model, 256, IMAGES), init_distributed("cpu"))
+        assert report[name][0] == {"top1_mean": clean, "top1_std": 0.0}
 
 
 @pytest.mark.slow
@@ -49,9 +55,9 @@ def test_programming_noise_spreads_top1_over_seeds_and_a_plot_is_written(swept):
 
 @pytest.mark.slow
 def test_one_seed_gives_no_spread_and_the_table_has_a_row_per_setting(finished_run):
-    result = invoke("robustness", finished_run.run.root, "--sigma", "5", "--policy", "both", "--seeds", "1")
+    result = invoke("robustness", finished_run.run.root, "--sigma", "5", "--policy", "both", "--seeds", "1", "--images", str(IMAGES))
     assert result.exit_code == 0, result.output
-    assert "ideal device" in result.stdout and "write, σ=5%" in result.stdout and "digital, σ=5%" in result.stdout
+    assert f"on the first {IMAGES} validation images" in result.stdout and "ideal device" in result.stdout and "write, σ=5%" in result.stdout and "digital, σ=5%" in result.stdout
     assert result.stdout.count("±") == 1  # the title's "mean ± std": no std from one seed
 
 
