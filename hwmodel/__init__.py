@@ -6,7 +6,8 @@ step that needs torch, imported on first use);
 `get_device` builds a validated `Device` from a preset and overrides;
 `estimate` prices every op with one formula per op kind and schedules them.
 `noisy_matmul` (with `program_matrix` and `read_matrix`) computes a product as
-the crossbar would, with the device's noise (torch, imported on first use).
+the crossbar would, with the device's noise, and `device_noise` runs a whole model
+so, one Monte-Carlo seed at a time (torch, imported on first use).
 
 Example:
     >>> from hwmodel import Gemm, Workload, estimate, get_device
@@ -48,6 +49,7 @@ __all__ = [
     "block_of",
     "chip_budget",
     "critical_path",
+    "device_noise",
     "estimate",
     "extract_workload",
     "get_device",
@@ -76,6 +78,10 @@ def __getattr__(name: str) -> Any:
         from hwmodel.record import record_workload
 
         return record_workload
+    if name == "device_noise":
+        from hwmodel.analog import device_noise
+
+        return device_noise
     if name in ("noisy_matmul", "program_matrix", "read_matrix"):
         from hwmodel import noise
 

@@ -109,6 +109,16 @@ class Noise(Spec):
     """Fraction of cells stuck at zero conductance."""
     adc_range: float = Field(1.0, gt=0)
     """ADC full scale as a fraction of the largest column sum a read can produce; sums above it clip."""
+    ideal: bool = False
+    """No quantisation, conversion or noise at all: products are computed in floating point as torch computes them,
+    so a model run through the device equals the clean model bit for bit. Every other field must keep its default."""
+
+    @model_validator(mode="after")
+    def _ideal_has_no_non_idealities(self) -> Noise:
+        changed = [name for name, field in type(self).model_fields.items() if name != "ideal" and getattr(self, name) != field.default]
+        if self.ideal and changed:
+            raise ValueError(f"an ideal device has no non-idealities, but this one sets {', '.join(changed)}")
+        return self
 
     @model_validator(mode="after")
     def _stuck_rates_are_a_fraction(self) -> Noise:

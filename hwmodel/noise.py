@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from hwmodel.device import Device
-from hwmodel.encoding import Cells, convert, quantise, to_cells, to_planes
+from hwmodel.encoding import Cells, adc_step, convert, quantise, to_cells, to_planes
 from hwmodel.mapping import Tiling, tile_matrix
 
 
@@ -63,19 +63,40 @@ def read_matrix(programmed: Programmed, inputs: torch.Tensor, device: Device, ge
     abs-max scale and fed as DAC digit planes; every (plane, row tile,
     column) sum gets read noise, is converted by the ADC, scaled by its
     crossbar's drift compensation and shifted and added digitally. Vectors
-    go through in chunks that keep the per-read sums near _CHUNK_SUMS values.
+    go through in chunks that keep the per-read sums near _CHUNK_SUMS values;
+    when no conversion can change a sum they are all read in one product instead.
     """
     bits = device.precision.input_bits
     integers, scale = quantise(inputs, bits, dims=(-1,))
-    per_vector = programmed.conductance[0].numel() // programmed.conductance.shape[-1] * (bits + 1)
-    chunk = max(1, _CHUNK_SUMS // per_vector)
-    merged = torch.cat([_read_chunk(programmed, part, device, generator) for part in integers.split(chunk, dim=1)], dim=1)
+    if _converts_exactly(programmed, device):
+        merged = _read_at_once(programmed, integers)
+    else:
+        per_vector = programmed.conductance[0].numel() // programmed.conductance.shape[-1] * (bits + 1)
+        chunk = max(1, _CHUNK_SUMS // per_vector)
+        merged = torch.cat([_read_chunk(programmed, part, device, generator) for part in integers.split(chunk, dim=1)], dim=1)
     offset = programmed.cells.offset * integers.sum(dim=-1, keepdim=True)  # digital, from the exact inputs
     return (merged - offset) * scale * programmed.scale
 
 
 _CHUNK_SUMS = 2**24
 """Column sums held at once (float64): about 128 MB."""
+
+
+def _converts_exactly(programmed: Programmed, device: Device) -> bool:
+    """Whether every column sum is an integer the ADC converts unchanged: no read noise, integer conductances
+    (no programming noise or drift; stuck cells are whole levels), an LSB dividing 1 and a range covering every sum."""
+    g = programmed.conductance
+    _, step = adc_step(device)
+    return device.noise.read_sigma == 0 and step <= 1 and device.noise.adc_range >= 1 and torch.equal(g, g.round())
+
+
+def _read_at_once(programmed: Programmed, integers: torch.Tensor) -> torch.Tensor:
+    """`_read_chunk` for every vector when conversion is exact: by linearity the digit planes and slices merge
+    before the sum, so each row tile is one product with its summed cells (integers in float64: bit for bit)."""
+    g = programmed.conductance  # (B, A, S, N, R, rows)
+    matrix = torch.einsum("basnrk,as->brkn", g, programmed.cells.slice_weights)  # (B, R, rows, N)
+    tiles = _row_tiles(integers, g.shape[-2], g.shape[-1]).transpose(1, 2)  # (B, R, M, rows)
+    return ((tiles @ matrix) * programmed.compensation[:, :, None, :]).sum(dim=1)  # (B, M, N)
 
 
 def _read_chunk(programmed: Programmed, integers: torch.Tensor, device: Device, generator: torch.Generator) -> torch.Tensor:
@@ -103,7 +124,8 @@ def noisy_matmul(
 
     `weight` is (N, K), or (*batch, N, K) with `inputs` (*batch, M, K) for a
     batch of written operands (q @ k^T is `noisy_matmul(q, k, ...)`). No
-    gradient flows: the device's quantisers have none.
+    gradient flows: the device's quantisers have none. An ideal device
+    (`noise.ideal`) returns torch's own product, bit for bit.
 
     Example:
         >>> from hwmodel import get_device
@@ -114,6 +136,8 @@ def noisy_matmul(
         True
     """
     with torch.no_grad():
+        if device.noise.ideal:
+            return torch.nn.functional.linear(inputs, weight) if weight.dim() == 2 else inputs @ weight.transpose(-1, -2)
         batched = weight.dim() > 2
         lead = weight.shape[:-2] if batched else ()
         matrices = weight.reshape(-1, *weight.shape[-2:])

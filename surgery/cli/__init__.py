@@ -20,6 +20,7 @@ from surgery.cli.evaluate_cmd import evaluate
 from surgery.cli.export_cmd import export
 from surgery.cli.inspect_cmd import inspect
 from surgery.cli.plan_cmd import plan
+from surgery.cli.robustness_cmd import robustness
 from surgery.cli.schema_cmd import schema
 from surgery.cli.validate_cmd import validate
 
@@ -38,6 +39,7 @@ app.command()(inspect)
 app.command()(analyze)
 app.command()(plan)
 app.command()(cost)
+app.command()(robustness)
 app.command()(export)
 app.command("bench")(bench_command)
 app.command()(validate)

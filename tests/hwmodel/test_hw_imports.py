@@ -16,7 +16,7 @@ PACKAGE = Path(hwmodel.__file__).parent
 PURE = set(
     "__init__ actions budget builder calls cost device digital gpu mapping presets pricing schedule traffic workload".split()
 )
-TORCH = {"dataflow", "encoding", "extract", "modules", "noise", "record", "tracking"}
+TORCH = {"analog", "dataflow", "encoding", "extract", "modules", "noise", "record", "recurrence", "tracking"}
 STDLIB_AND_PYDANTIC = set(sys.stdlib_module_names) | {"pydantic", "hwmodel"}
 
 

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from hwmodel import get_device
+from hwmodel import get_device, noise
 from hwmodel.encoding import adc_step, convert, quantise, to_cells, to_planes
 from hwmodel.mapping import tile_matrix
 from hwmodel.noise import noisy_matmul, program_matrix
@@ -220,3 +220,31 @@ def test_stuck_cells_occur_at_their_rates():
     for rate, level in ((0.05, 3.0), (0.02, 0.0)):
         observed = (conductance == level).double().mean()
         assert abs(observed - rate) / math.sqrt(rate * (1 - rate) / n) < 4
+
+
+@pytest.mark.parametrize("overrides", [IDEAL_ADC, {**IDEAL_ADC, "noise.stuck_on_rate": 0.1, "noise.stuck_off_rate": 0.1, "crossbar.signed_values": "differential"}])
+def test_the_one_product_read_equals_the_per_read_path_bit_for_bit(overrides):
+    """Where no conversion can change a sum (integer conductances, a lossless ADC) reads merge into one product:
+    the same generator draws (programming only) give the same outputs exactly, not just the same moments."""
+    device = get_device("isaac", overrides)
+    x, w = torch.randn(1, 6, 300, dtype=torch.float64), torch.randn(1, 40, 300, dtype=torch.float64)
+    programmed = program_matrix(w, device, _generator(8))
+    assert noise._converts_exactly(programmed, device)
+    integers, _ = quantise(x, device.precision.input_bits, dims=(-1,))
+    assert torch.equal(noise._read_at_once(programmed, integers), noise._read_chunk(programmed, integers, device, _generator()))
+
+
+@pytest.mark.parametrize("overrides", [{}, {**IDEAL_ADC, "noise.programming_sigma": 0.01}, {**IDEAL_ADC, "noise.read_sigma": 0.01}])
+def test_reads_stay_per_read_where_the_adc_changes_a_sum(overrides):
+    """ISAAC's own 8-bit ADC rounds to 2 levels; noise makes sums fractional, which any finite ADC rounds."""
+    device = get_device("isaac", overrides)
+    assert not noise._converts_exactly(program_matrix(torch.randn(1, 4, 64), device, _generator()), device)
+
+
+def test_an_ideal_device_is_torchs_own_product():
+    device = get_device("isaac", {"noise.ideal": True})
+    x, w, k = torch.randn(5, 30), torch.randn(7, 30), torch.randn(2, 9, 30)
+    assert torch.equal(noisy_matmul(x, w, device, _generator()), torch.nn.functional.linear(x, w))
+    assert torch.equal(noisy_matmul(x.expand(2, 5, 30), k, device, _generator()), x @ k.transpose(-1, -2))
+    with pytest.raises(ValueError, match="ideal device has no non-idealities"):
+        get_device("isaac", {"noise.ideal": True, "noise.read_sigma": 0.01})
