@@ -171,12 +171,13 @@ class Crossbars(TorchFunctionMode):
         return self.programmed[name]
 
     def _product(self, func, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """a @ b of two activations: b written to crossbars per product under `write`, exact under `digital`."""
+        """a @ b of two activations: b written to crossbars per product under `write` and read at once (no drift), exact
+        under `digital`."""
         if self.policy == "digital":
             return func(a, b)
         batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a, b = a.expand(*batch, *a.shape[-2:]), b.expand(*batch, *b.shape[-2:])
-        return noisy_matmul(a, b.transpose(-1, -2), self.device, self.generator, time_s=self.time_s)
+        return noisy_matmul(a, b.transpose(-1, -2), self.device, self.generator)
 
     def _constant(self, tensor: torch.Tensor) -> str | None:
         """The parameter or buffer name of `tensor` (or of the tensor it views), None for an activation."""

@@ -81,3 +81,22 @@ def test_attention_products_are_exact_under_digital_only(models, images):
                 teacher(images)
             assert crossbars.counts["Product"] == 4
     assert not torch.equal(runs["write"], runs["digital"])
+
+
+class _Gram(nn.Module):
+    """Only a product of two activations: nothing here is programmed ahead of time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ x.transpose(-1, -2)
+
+
+def test_an_operand_written_per_product_is_read_at_once_without_drift():
+    """Weights drift between programming and reading; an operand written for one product is read as soon as it is written."""
+    drifting = get_device("isaac", {"adc.bits": 16, "noise.drift_nu": 0.5})
+    x, model = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0)), _Gram()
+    outputs = []
+    for time_s in (0.0, 86_400.0):
+        with device_noise(model, drifting, seed=0, time_s=time_s, policy="write") as crossbars:
+            outputs.append(model(x))
+        assert crossbars.counts == Counter({"Product": 1})
+    assert torch.equal(outputs[0], outputs[1])
