@@ -209,13 +209,8 @@ def markdown(rows: list[dict], seeds: list[int], wall_s: float, command: str) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = seeded_parser(__doc__.splitlines()[0], "ablation")
     parser.add_argument("--scratch-epochs", type=int, nargs="+", default=[16, 56], help="lengths of the from-scratch runs")
-    parser.add_argument("--workdir", type=Path, default=Path("runs/ablation"), help="run directories (kept for inspection)")
-    parser.add_argument("--reuse", action="store_true", help="keep runs in --workdir that already have a report.json")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/ablation.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/ablation.py " + " ".join(
@@ -224,6 +219,17 @@ def main() -> None:
         args.seeds, lambda seed: seed_rows(seed, args.workdir, args.scratch_epochs, args.reuse),
         lambda rows, seeds, wall_s: markdown(rows, seeds, wall_s, command), args.out,
     )
+
+
+def seeded_parser(description: str, name: str) -> argparse.ArgumentParser:
+    """The options every seeded quickstart study takes: seeds, where its runs live (and reusing them), threads, output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workdir", type=Path, default=Path("runs") / name, help="run directories (kept for inspection)")
+    parser.add_argument("--reuse", action="store_true", help="keep runs in --workdir that already have a report.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks") / f"{name}.md")
+    return parser
 
 
 def run_seeds(seeds: list[int], rows_of: Callable[[int], list[dict]], table_of: Callable[[list[dict], list[int], float], str], out: Path) -> None:

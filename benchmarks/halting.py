@@ -23,7 +23,6 @@ A run's wall time is the sum of its stages' (report.json), so runs kept with
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import itertools
 import json
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.ablation import mean_std, run, run_seeds, variant_recipe
+from benchmarks.ablation import mean_std, run, run_seeds, seeded_parser, variant_recipe
 from surgery import load_recipe
 from surgery.deploy.machine import machine
 from surgery.recipe import Recipe
@@ -130,14 +129,9 @@ def markdown(rows: list[dict], seeds: list[int], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = seeded_parser(__doc__.splitlines()[0], "halting")
     parser.add_argument("--ponder", type=float, nargs="+", default=list(PONDER_WEIGHTS), help="ponder weights; 0 is the dense control")
     parser.add_argument("--halting", nargs="+", choices=list(FOLLOWS), default=list(FOLLOWS), help="distill's halting: own, teacher")
-    parser.add_argument("--workdir", type=Path, default=Path("runs/halting"), help="run directories (kept for inspection)")
-    parser.add_argument("--reuse", action="store_true", help="keep runs in --workdir that already have a report.json")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/halting.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python -m benchmarks.halting " + " ".join(["--seeds", *map(str, args.seeds), "--ponder", *(f"{w:g}" for w in args.ponder),

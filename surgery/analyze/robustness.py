@@ -31,7 +31,6 @@ from surgery.train.checkpoint import read_json
 from surgery.train.distributed import DistContext, init_distributed
 from surgery.train.evaluation import top1
 
-MODELS = ("teacher", "student", "pruned")
 Progress = Callable[[str, "Setting", int, float], None]
 """Called after each measurement with (model, setting, seed, top-1)."""
 
