@@ -20,7 +20,7 @@ from far_modules import Prunable, get_substitute, substitute_names
 from surgery.data import check_folders, per_rank_batch, train_size
 from surgery.errors import FieldError, SurgeryError
 from surgery.models import input_size, recipe_model, sequence_length, takes_tokens
-from surgery.recipe import DistillStage, EvaluateStage, FolderData, Recipe, Stage, TrainingStage, WikiData, check_recipe
+from surgery.recipe import DistillStage, EvaluateStage, FolderData, HaltStage, Recipe, Stage, TrainingStage, WikiData, check_recipe
 from surgery.rewrite.plan import plan
 from surgery.runs.halting import halting_gate, restore_halting
 from surgery.runs.head import fit_head
@@ -167,7 +167,13 @@ def check_halting(recipe: Recipe, model: nn.Module) -> list[str]:
     except SurgeryError as error:
         key = ("stages", halts, "kind") if halts is not None else ("model", "halting")
         raise SurgeryError(f"{recipe.location_of(key) or '.'.join(map(str, key))}: {error}") from error
-    return [f"halting: {halting.extra_repr()}"] if halting is not None else []
+    if halting is None:
+        return []
+    for index, stage in enumerate(recipe.stages):
+        if isinstance(stage, HaltStage) and stage.target_depth > len(halting):
+            where = recipe.location_of(("stages", index, "target_depth")) or f"stages.{index}.target_depth"
+            raise SurgeryError(f"{where}: {stage.target_depth:g} is past the model's last block ({len(halting)}); the prior centres halting on a block 1..{len(halting)}")
+    return [f"halting: {halting.extra_repr()}"]
 
 
 def _check_plan(recipe: Recipe, model: nn.Module) -> str:

@@ -78,6 +78,14 @@ def test_halt_after_a_student_stage_is_refused_at_its_line(tmp_path: Path):
         preflight(recipe, None)
 
 
+def test_a_target_depth_past_the_last_block_is_refused_at_its_line(tmp_path: Path):
+    data = halting_recipe()
+    data["stages"][1]["target_depth"] = 3  # tests.tiny's model has 2 blocks
+    recipe = load_recipe(write_recipe(tmp_path, data))
+    with pytest.raises(SurgeryError, match=r"tiny.yaml:\d+:\d+: 3 is past the model's last block \(2\)"):
+        preflight(recipe, None)
+
+
 def test_following_a_teacher_that_does_not_halt_is_refused_at_its_line(tmp_path: Path):
     data = recipe_data(trained=True)
     data["stages"][1]["halting"] = "teacher"
