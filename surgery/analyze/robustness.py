@@ -16,15 +16,15 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import ValidationError
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from hwmodel import Device, Policy
 from hwmodel.analog import device_noise
 from hwmodel.device import Noise
-from surgery.data import build_val_loader
 from surgery.errors import SurgeryError
-from surgery.models import input_size, one_line, takes_tokens
+from surgery.models import one_line, takes_tokens
 from surgery.recipe import load_recipe
+from surgery.runs.evaluate import validation_loader
 from surgery.runs.replay import load_run
 from surgery.runs.rundir import RunDir
 from surgery.train.checkpoint import read_json
@@ -141,18 +141,6 @@ def run_models(run: RunDir) -> tuple[dict[str, nn.Module], dict[str, str]]:
         del models["teacher"]
         missing["teacher"] = "a transfer's teacher has an untrained classifier"
     return models, missing
-
-
-def validation_loader(run: RunDir, model: nn.Module, batch_size: int, images: int | None = None) -> DataLoader:
-    """The run's validation split in its fixed order, or its first `images`: the simulated crossbars read every input
-    bit of every product, so a quick look measures fewer images."""
-    recipe = load_recipe(run.recipe)
-    if recipe.data is None:
-        raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
-    loader = build_val_loader(recipe.data, input_size(model, recipe.model.input_size), batch_size, seed=recipe.seed, model=model)
-    if images is None or images >= len(loader.dataset):
-        return loader
-    return DataLoader(Subset(loader.dataset, range(images)), batch_size=batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn)
 
 
 def _noisy_top1(model: nn.Module, loader: DataLoader, device: Device, setting: Setting, seed: int, ctx: DistContext, name: str, progress: Progress | None) -> float:

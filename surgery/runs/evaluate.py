@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
+
+from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 from surgery.data import build_val_loader
 from surgery.errors import SurgeryError
@@ -15,18 +19,34 @@ from surgery.train.distributed import init_distributed
 from surgery.train.evaluation import embedding_report, tokens_run, top1, top1_following
 
 
+def validation_loader(
+    run: RunDir, model: nn.Module, batch_size: int, images: int | None = None, split: Literal["train", "val"] = "val"
+) -> DataLoader:
+    """The run's validation split (or its training split, for a probe) in a fixed order, or its first `images`.
+
+    Raises:
+        SurgeryError: the run's recipe has no data section.
+    """
+    recipe = load_recipe(run.recipe)
+    if recipe.data is None:
+        raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
+    size = input_size(model, recipe.model.input_size)
+    loader = build_val_loader(recipe.data, size, batch_size, seed=recipe.seed, model=model, split=split)
+    if images is None or images >= len(loader.dataset):
+        return loader
+    return DataLoader(Subset(loader.dataset, range(images)), batch_size=batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn)
+
+
 def evaluate_run(run: RunDir, batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Top-1 on the recipe's validation split, params and MACs of the run's teacher and student; a text encoder's
     embedding cosine, linear-probe top-1 and neighbour overlap to its teacher in place of top-1. A transfer's teacher
     (`model.from_run`) has no top-1: its classifier was never trained on this data. A halting run adds the tokens each
     model runs and the student's top-1 on its teacher's tokens."""
     recipe = load_recipe(run.recipe)
-    if recipe.data is None:
-        raise SurgeryError(f"{run.root}: the run's recipe has no data section to evaluate on")
     ctx = init_distributed("cpu")
     teacher = load_run(run.root, which="teacher")
     size = input_size(teacher, recipe.model.input_size)
-    loader = partial(build_val_loader, recipe.data, size, batch_size, seed=recipe.seed, model=teacher)
+    loader = partial(validation_loader, run, teacher, batch_size)
     results = {}
     for which, model in (("teacher", teacher), ("student", load_run(run.root))):
         counts = count(model, size)

@@ -14,9 +14,10 @@ from surgery.rewrite.halting import HaltingBlocks, install_halting
 
 
 def halting_gate(recipe: Recipe, stages: int | None = None) -> HaltingGate | None:
-    """The gate of the last halt stage among the first `stages` (all when None), else the model's own, else None."""
+    """The gate of the last halt stage among the first `stages` (all when None; a halt stage is a gate), else the
+    model's own, else None."""
     halts = [stage for stage in recipe.stages[:stages] if isinstance(stage, HaltStage)]
-    return HaltingGate(gate_scale=halts[-1].gate_scale, gate_center=halts[-1].gate_center, eps=halts[-1].eps) if halts else recipe.model.halting
+    return halts[-1] if halts else recipe.model.halting
 
 
 def restore_halting(recipe: Recipe, teacher: nn.Module, size: tuple[int, ...], stages: int | None = None) -> HaltingBlocks | None:

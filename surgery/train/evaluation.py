@@ -8,7 +8,7 @@ neighbours it shares with the teacher's retrieval.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,20 +17,23 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.data import DataLoader
 
 from surgery.rewrite.halting import following, halting_of
-from surgery.train.batches import predict, to_device, token_mask
+from surgery.train.batches import Inputs, predict, to_device, token_mask
 from surgery.train.capture import capture_masks, capture_outputs, shared_tokens
 from surgery.train.distributed import DistContext, gather_rows, reduce_sum
 
 NEIGHBOURS = 10
 
 
-@torch.no_grad()
 def top1(model: nn.Module, loader: DataLoader, ctx: DistContext) -> float:
     """Top-1 accuracy in percent over the whole validation set."""
-    model.eval()
+    return _top1(lambda inputs: predict(model.eval(), inputs), loader, ctx)
+
+
+@torch.no_grad()
+def _top1(logits_of: Callable[[Inputs], torch.Tensor], loader: DataLoader, ctx: DistContext) -> float:
     totals = torch.zeros(2, dtype=torch.float64)
     for inputs, labels in loader:
-        logits = predict(model, to_device(inputs, ctx.device))
+        logits = logits_of(to_device(inputs, ctx.device))
         totals += torch.tensor([(logits.argmax(-1).cpu() == labels).sum().item(), labels.numel()], dtype=torch.float64)
     correct, seen = reduce_sum(totals, ctx).tolist()
     return 100.0 * correct / max(seen, 1)
@@ -59,21 +62,18 @@ def block_fidelity(teacher: nn.Module, student: nn.Module, blocks: Sequence[str]
     return {block: value / max(count, 1) for block, value, count in zip(blocks, sums.tolist(), tokens.tolist())}
 
 
-@torch.no_grad()
 def top1_following(student: nn.Module, teacher: nn.Module, loader: DataLoader, ctx: DistContext) -> float:
     """Top-1 (percent) of a halting student that runs exactly the tokens its halting teacher runs on each image:
     how well it computes the teacher's sparse function, apart from where its own gate would stop tokens."""
     student.eval()
     teacher.eval()
-    totals = torch.zeros(2, dtype=torch.float64)
-    for inputs, labels in loader:
-        inputs = to_device(inputs, ctx.device)
+
+    def logits_of(inputs: Inputs) -> torch.Tensor:
         predict(teacher, inputs)
         with following(student, teacher):
-            logits = predict(student, inputs)
-        totals += torch.tensor([(logits.argmax(-1).cpu() == labels).sum().item(), labels.numel()], dtype=torch.float64)
-    correct, seen = reduce_sum(totals, ctx).tolist()
-    return 100.0 * correct / max(seen, 1)
+            return predict(student, inputs)
+
+    return _top1(logits_of, loader, ctx)
 
 
 @torch.no_grad()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from surgery.analyze.robustness import validation_loader
 from surgery.runs import load_run
+from surgery.runs.evaluate import validation_loader
 from surgery.train.distributed import init_distributed
 from surgery.train.evaluation import top1
 from tests.cli.cli_helpers import invoke
