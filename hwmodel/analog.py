@@ -73,6 +73,7 @@ class Crossbars(TorchFunctionMode):
         self.device, self.seed, self.time_s, self.policy = device, seed, time_s, policy
         self.names = {id(t): name for name, t in chain(model.named_parameters(), model.named_buffers())}
         self.programmed: dict[str, Programmed] = {}
+        self.layouts: dict[str, tuple[torch.Size, tuple[int, ...]]] = {}
         self.generator = torch.Generator().manual_seed(seed)
         self.counts: Counter[str] = Counter()
 
@@ -163,11 +164,16 @@ class Crossbars(TorchFunctionMode):
         return out.reshape(*x.shape[:-1], weight.shape[-2]).to(x.dtype)
 
     def _program(self, weight: torch.Tensor) -> Programmed:
+        """The crossbars holding a parameter, programmed on its first use; a parameter read as two different matrices
+        (weights tied across layouts) would need two programmings, and is refused rather than read from the wrong one."""
         name = self._constant(weight)
+        matrices = weight.reshape(-1, *weight.shape[-2:])
         if name not in self.programmed:
             generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:{name}".encode()))  # CPU generators keep 32 bits
-            matrices = weight.reshape(-1, *weight.shape[-2:])
             self.programmed[name] = program_matrix(matrices, self.device, generator, time_s=self.time_s)
+            self.layouts[name] = (matrices.shape, matrices.stride())
+        elif self.layouts[name] != (matrices.shape, matrices.stride()):
+            raise NotImplementedError(f"device_noise: {name} is used as two different matrices; tied weights are not simulated")
         return self.programmed[name]
 
     def _product(self, func, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hwmodel import get_device, record_workload
@@ -100,3 +101,20 @@ def test_an_operand_written_per_product_is_read_at_once_without_drift():
             outputs.append(model(x))
         assert crossbars.counts == Counter({"Product": 1})
     assert torch.equal(outputs[0], outputs[1])
+
+
+class _Tied(nn.Module):
+    """One weight read as itself and as its transpose: two matrices on the device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 6, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.linear(x, self.weight.T), self.weight)
+
+
+def test_a_weight_read_as_two_matrices_is_refused_not_read_from_the_first():
+    model = _Tied()
+    with pytest.raises(NotImplementedError, match="weight is used as two different matrices"), device_noise(model, PROGRAMMED, seed=0):
+        model(torch.randn(2, 4))

@@ -111,7 +111,8 @@ class HaltingBlocks(nn.Sequential):
 
     def extra_repr(self) -> str:
         gate = self.gate
-        return f"a token stops once Σ σ({gate.gate_scale:g} · x₀ − {gate.gate_center:g}) ≥ {1 - gate.eps:g}; {self.prefix_tokens} prefix token(s) run every block"
+        offset = f"− {gate.gate_center:g}" if gate.gate_center >= 0 else f"+ {-gate.gate_center:g}"
+        return f"a token stops once Σ σ({gate.gate_scale:g} · x₀ {offset}) ≥ {1 - gate.eps:g}; {self.prefix_tokens} prefix token(s) run every block"
 
 
 def install_halting(model: nn.Module, gate: HaltingGate, size: tuple[int, ...]) -> HaltingBlocks:

@@ -91,9 +91,10 @@ def _start(recipe: Recipe, run: RunDir, ctx: DistContext, resume: bool, tensorbo
     teacher.requires_grad_(False)
     log = MetricsLog(run.metrics if ctx.is_main else None, run.root / "tensorboard" if tensorboard and ctx.is_main else None)
     state = RunState(recipe, ctx, run, log, teacher, input_size(teacher, model.input_size))
-    restore_halting(recipe, teacher, state.input_size, stages=0)
-    if source is not None:
+    if source is not None:  # its teacher comes halting as its run did (surgery.runs.transfer)
         _adopt(state, source)
+    else:
+        restore_halting(recipe, teacher, state.input_size, stages=0)
     return state
 
 
