@@ -113,6 +113,11 @@ class Noise(Spec):
     """No quantisation, conversion or noise at all: products are computed in floating point as torch computes them,
     so a model run through the device equals the clean model bit for bit. Every other field must keep its default."""
 
+    def draws(self, time_s: float) -> bool:
+        """Whether a read at `time_s` depends on random draws; when not, every Monte-Carlo seed gives the same device."""
+        drifts = time_s > self.drift_t0_s and self.drift_nu_sigma > 0
+        return drifts or any(rate > 0 for rate in (self.programming_sigma, self.read_sigma, self.stuck_on_rate, self.stuck_off_rate))
+
     @model_validator(mode="after")
     def _ideal_has_no_non_idealities(self) -> Noise:
         changed = [name for name, field in type(self).model_fields.items() if name != "ideal" and getattr(self, name) != field.default]

@@ -92,6 +92,11 @@ def to_planes(integers: torch.Tensor, bits: int, device: Device) -> Planes:
     return Planes(torch.cat(planes).to(torch.float64), torch.tensor(weights, dtype=torch.float64))
 
 
+def largest_sum(device: Device) -> int:
+    """The largest noise-free column sum of one read: every row at the top DAC digit on a top-level cell."""
+    return device.crossbar.rows * (2**device.dac.bits - 1) * (2**device.crossbar.bits_per_cell - 1)
+
+
 def adc_step(device: Device) -> tuple[float, float]:
     """(full scale, LSB) of a column conversion, in cell levels x DAC digits.
 
@@ -100,12 +105,17 @@ def adc_step(device: Device) -> tuple[float, float]:
     smallest power of two for which the ADC's 2^bits - 1 steps reach the full
     scale, so an ADC wide enough for every noise-free sum converts it exactly.
     """
-    largest = device.crossbar.rows * (2**device.dac.bits - 1) * (2**device.crossbar.bits_per_cell - 1)
-    full_scale = device.noise.adc_range * largest
+    full_scale = device.noise.adc_range * largest_sum(device)
     return full_scale, 2.0 ** math.ceil(math.log2(full_scale / (2**device.adc.bits - 1)))
 
 
 def convert(sums: torch.Tensor, device: Device) -> torch.Tensor:
     """ADC: each column sum clipped to [0, full scale], then rounded to the nearest LSB."""
+    return adc_codes(sums.clone(), device) * adc_step(device)[1]
+
+
+def adc_codes(sums: torch.Tensor, device: Device) -> torch.Tensor:
+    """`convert` in LSBs, computed in place on `sums`: integers in [0, 2^adc.bits - 1] (the step is a power of two,
+    so dividing by it is exact)."""
     full_scale, step = adc_step(device)
-    return torch.round(sums.clamp(0.0, full_scale) / step) * step
+    return sums.clamp_(0.0, full_scale).div_(step).round_()

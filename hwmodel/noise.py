@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from hwmodel.device import Device
-from hwmodel.encoding import Cells, adc_step, convert, quantise, to_cells, to_planes
+from hwmodel.encoding import Cells, adc_codes, adc_step, largest_sum, quantise, to_cells, to_planes
 from hwmodel.mapping import Tiling, tile_matrix
 
 
@@ -31,7 +31,7 @@ from hwmodel.mapping import Tiling, tile_matrix
 class Programmed:
     """A batch of (N x K) matrices on crossbars, as read at one time after programming."""
 
-    conductance: torch.Tensor  # (B, A, S, N, R, rows) conductances, K padded to R row tiles
+    conductance: torch.Tensor  # (B, A, S, N, R, rows) conductances, K padded to R row tiles (a lone tile keeps only K rows)
     compensation: torch.Tensor  # (B, R, N) the drift-compensation factor of the crossbar holding each column
     cells: Cells  # the target levels and how to weigh them
     scale: torch.Tensor  # (B, 1, 1) value of one integer step
@@ -49,7 +49,8 @@ def program_matrix(weight: torch.Tensor, device: Device, generator: torch.Genera
     integers, scale = quantise(weight, bits, dims=(-2, -1))
     cells = to_cells(integers, bits, device)  # (B, A, S, N, K)
     tiling = tile_matrix(weight.shape[-1], weight.shape[-2], device, bits=bits)
-    target = _row_tiles(cells.levels, tiling.row_tiles, device.crossbar.rows)  # (B, A, S, N, R, rows)
+    rows = device.crossbar.rows if tiling.row_tiles > 1 else weight.shape[-1]  # a lone tile's unused rows add nothing to a sum
+    target = _row_tiles(cells.levels, tiling.row_tiles, rows)  # (B, A, S, N, R, rows)
     programmed = _stick(_program(target, device, generator), device, generator, cells.level_count - 1)
     drifted = _drift(programmed, device, generator, time_s)
     compensation = _compensation(programmed, drifted, device, tiling)
@@ -100,21 +101,35 @@ def _read_at_once(programmed: Programmed, integers: torch.Tensor) -> torch.Tenso
 
 
 def _read_chunk(programmed: Programmed, integers: torch.Tensor, device: Device, generator: torch.Generator) -> torch.Tensor:
-    """The shift-and-added, drift-compensated ADC outputs for integer inputs (B, M, K): (B, M, N)."""
+    """The shift-and-added, drift-compensated ADC outputs for integer inputs (B, M, K): (B, M, N).
+
+    Column sums, their conversion and the merge of a read's cell slices run in `_read_dtype`; the
+    shift-and-add over digit planes in float64.
+    """
     planes = to_planes(integers, device.precision.input_bits, device)
     g = programmed.conductance
     batch, arrays, slices, columns, tiles, rows = g.shape
+    dtype = _read_dtype(programmed.cells, device)
     digits = _row_tiles(planes.digits, tiles, rows)  # (P, B, M, R, rows)
     count, _, vectors = digits.shape[:3]
-    digits = digits.permute(1, 3, 0, 2, 4).reshape(batch, tiles, count * vectors, rows)
-    matrix = g.permute(0, 4, 5, 1, 2, 3).reshape(batch, tiles, rows, arrays * slices * columns)
-    sums = digits @ matrix  # (B, R, P * M, A * S * N): one column sum per read
+    digits = digits.permute(1, 3, 0, 2, 4).reshape(batch, tiles, count * vectors, rows).to(dtype)
+    matrix = g.permute(0, 4, 5, 3, 1, 2).reshape(batch, tiles, rows, columns * arrays * slices).to(dtype)
+    sums = digits @ matrix  # (B, R, P * M, N * A * S): one column sum per read
     if device.noise.read_sigma > 0:
-        spread = (digits.square() @ matrix.square()).sqrt() * device.noise.read_sigma
-        sums = sums + spread * torch.randn(sums.shape, generator=generator, dtype=sums.dtype)
-    converted = convert(sums, device).view(batch, tiles, count, vectors, arrays, slices, columns)
-    weights = planes.weights[:, None, None] * programmed.cells.slice_weights  # (P, A, S)
-    return torch.einsum("brpmasn,pas,brn->bmn", converted, weights, programmed.compensation)
+        spread = (digits.square() @ matrix.square()).sqrt_().mul_(device.noise.read_sigma)
+        sums += spread.mul_(torch.randn(sums.shape, generator=generator, dtype=dtype))
+    codes = adc_codes(sums, device).view(batch, tiles, count, vectors, columns, arrays * slices)
+    merged = (codes @ programmed.cells.slice_weights.flatten().to(dtype)).to(torch.float64)  # (B, R, P, M, N)
+    weights = planes.weights * adc_step(device)[1]
+    return torch.einsum("brpmn,p,brn->bmn", merged, weights, programmed.compensation)
+
+
+def _read_dtype(cells: Cells, device: Device) -> torch.dtype:
+    """float32 when it holds exactly every integer a read can produce (a noise-free column sum, and a code merged over
+    the value's slices, both below 2^24), else float64. Sums with noise are fractional in either; float32 rounds them
+    to 1e-7 of their size, far below any noise modelled, at half the cost."""
+    merged = (2**device.adc.bits - 1) * float(cells.slice_weights.abs().sum())
+    return torch.float32 if max(largest_sum(device), merged) < 2**24 else torch.float64
 
 
 def noisy_matmul(

@@ -14,25 +14,29 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+import torch
 from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import DataLoader
 
 from hwmodel import Device, Policy
-from hwmodel.analog import device_noise
+from hwmodel.analog import Crossbars
 from hwmodel.device import Noise
 from surgery.errors import SurgeryError
 from surgery.models import one_line, takes_tokens
 from surgery.recipe import load_recipe
+from surgery.rewrite.plan import block_paths
 from surgery.runs.evaluate import validation_loader
-from surgery.runs.replay import load_run
+from surgery.runs.record import SurgeryRecord
+from surgery.runs.replay import load_evaluated, load_run
 from surgery.runs.rundir import RunDir
+from surgery.train.batches import predict, token_mask
 from surgery.train.checkpoint import read_json
-from surgery.train.distributed import DistContext, init_distributed
-from surgery.train.evaluation import top1
+from surgery.train.distributed import init_distributed, reduce_sum
+from surgery.train.evaluation import block_cosines, capture_blocks
 
-Progress = Callable[[str, "Setting", int, float], None]
-"""Called after each measurement with (model, setting, seed, top-1)."""
+Progress = Callable[[str, "Setting", int, "Measured"], None]
+"""Called after each measurement with (model, setting, seed, what was measured)."""
 
 
 @dataclass(frozen=True)
@@ -72,16 +76,32 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """One model through one device and seed."""
+
+    top1: float
+    """Top-1 (%) on the validation images."""
+    fidelity: float | None
+    """Block fidelity: the cosine of each replaced block's output on the device to the clean teacher's, per token,
+    averaged over tokens and then blocks (the evaluate stage's `fidelity`); None for a run that replaced nothing."""
+
+
+@dataclass(frozen=True)
 class Robustness:
-    """Top-1 (%) of each model the run has, one list of per-seed values per setting; `missing` says why a model is absent."""
+    """Each model the run has, one list of per-seed measurements per setting; `missing` says why a model is absent."""
 
     settings: list[Setting]
-    top1: dict[str, list[list[float]]]
+    measured: dict[str, list[list[Measured]]]
     missing: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def top1(self) -> dict[str, list[list[float]]]:
+        return {name: [[m.top1 for m in seeds] for seeds in rows] for name, rows in self.measured.items()}
+
     def to_json(self) -> dict[str, list]:
-        """`{"settings": [...], "teacher": [...], ...}`, each model's list aligned with the settings."""
-        summaries = {name: [_summary(values) for values in rows] for name, rows in self.top1.items()}
+        """`{"settings": [...], "teacher": [...], ...}`, each model's list aligned with the settings: top-1 and block
+        fidelity, mean and sample std over seeds."""
+        summaries = {name: [_summaries(seeds) for seeds in rows] for name, rows in self.measured.items()}
         return {"settings": [s.to_json() for s in self.settings], **summaries}
 
 
@@ -106,8 +126,12 @@ def measure_robustness(
     run: RunDir, device: Device, settings: Sequence[Setting], seeds: int, *, images: int | None = None, batch_size: int = 256,
     progress: Progress | None = None,
 ) -> Robustness:
-    """Top-1 of `run`'s models on the recipe's validation split (its first `images`, all when None), for every setting
-    and seeds 0 .. `seeds` - 1.
+    """Top-1 and block fidelity of `run`'s models on the recipe's validation split (its first `images`, all when None),
+    for every setting and seeds 0 .. `seeds` - 1.
+
+    Two shortcuts give exactly what measuring would: a setting whose device draws nothing random
+    (`Noise.draws`) is measured once and stands for every seed, and a model that runs no activation x activation
+    product (a FAR student) is measured under one policy only, since the other computes the very same reads.
 
     Raises:
         SurgeryError: the run has no data section, or its models are text encoders (no top-1).
@@ -120,40 +144,95 @@ def measure_robustness(
         >>> measure_robustness(RunDir(Path("runs/quickstart")), device, settings, seeds=3).to_json()["pruned"]  # doctest: +SKIP
     """
     models, missing = run_models(run)
-    loader = validation_loader(run, next(iter(models.values())), batch_size, images)
-    ctx = init_distributed("cpu")
-    top1s = {}
+    teacher = load_run(run.root, "teacher").eval()
+    blocks = block_paths(site.path for site in SurgeryRecord.from_json(read_json(run.record, "a surgery record"), run.record).sites)
+    loader = validation_loader(run, teacher, batch_size, images)
+    measured = {}
     for name, model in models.items():
-        top1s[name] = [[_noisy_top1(model, loader, setting.device(device), setting, seed, ctx, name, progress) for seed in range(seeds)] for setting in settings]
-    return Robustness(list(settings), top1s, missing)
+        sampler = _Sampler(model, teacher, blocks, loader, device, lambda setting, seed, m, name=name: progress and progress(name, setting, seed, m))
+        measured[name] = [[sampler.measure(setting, seed) for seed in range(seeds)] for setting in settings]
+    return Robustness(list(settings), measured, missing)
 
 
 def run_models(run: RunDir) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    """The run's models by report row (teacher, and its final student as `pruned` if it pruned, else `student`), and why
-    the others are absent: a run keeps only its final student, so a pruned run has no unpruned one on disk."""
+    """The run's models by report row (teacher, student, pruned), and why the others are absent. Each student is the one
+    its row measured (`load_evaluated`); a run from before those were kept has only its final one."""
     report = read_json(run.report_json, "a run report") if run.report_json.exists() else {}
     final = "pruned" if "pruned" in report else "student"
-    models = {"teacher": load_run(run.root, "teacher").eval(), final: load_run(run.root).eval()}
+    models = {"teacher": load_run(run.root, "teacher").eval()}
     if takes_tokens(models["teacher"]):
         raise SurgeryError(f"{run.root}: a text encoder has no top-1 to measure robustness by")
-    missing = {"student": "the run pruned its student and keeps only the pruned one"} if final == "pruned" else {"pruned": "the run did not prune"}
+    missing = {}
     if load_recipe(run.recipe).model.from_run is not None:  # a transfer's teacher: a new classifier, never trained on this data
         del models["teacher"]
         missing["teacher"] = "a transfer's teacher has an untrained classifier"
+    for row in ("student", "pruned"):
+        if run.evaluated_weights(row).exists():
+            models[row] = load_evaluated(run.root, row)
+        elif row == final:
+            models[row] = load_run(run.root)
+        elif row in report:
+            missing[row] = f"the run kept no weights for it (no {run.evaluated_weights(row).relative_to(run.root)}: made before rows were kept)"
+        else:
+            missing[row] = "the run did not prune" if row == "pruned" else "the run evaluated no unpruned student"
     return models, missing
 
 
-def _noisy_top1(model: nn.Module, loader: DataLoader, device: Device, setting: Setting, seed: int, ctx: DistContext, name: str, progress: Progress | None) -> float:
-    with device_noise(model, device, seed, time_s=setting.time_s, policy=setting.policy or "write"):
-        value = top1(model, loader, ctx)
-    if progress is not None:
-        progress(name, setting, seed, value)
-    return value
+class _Sampler:
+    """Measures one model through settings and seeds, reusing a measurement wherever another would repeat it exactly."""
+
+    def __init__(self, model: nn.Module, teacher: nn.Module, blocks: list[str], loader: DataLoader, device: Device, report: Callable) -> None:
+        self.model, self.teacher, self.blocks, self.loader, self.device, self.report = model, teacher, blocks, loader, device, report
+        self.runs_products: bool | None = None  # known after the first measurement
+        self.done: dict[tuple, Measured] = {}
+
+    def measure(self, setting: Setting, seed: int) -> Measured:
+        device = setting.device(self.device)
+        key = self._key(setting, seed if device.noise.draws(setting.time_s) else 0)
+        if key not in self.done:
+            crossbars = Crossbars(self.model, device, seed, time_s=setting.time_s, policy=setting.policy or "write")
+            self.done[key] = _noisy(self.model, self.teacher, self.blocks, self.loader, crossbars)
+            self.runs_products = crossbars.counts["Product"] > 0
+            self.done.setdefault(self._key(setting, key[-1]), self.done[key])
+        self.report(setting, seed, self.done[key])
+        return self.done[key]
+
+    def _key(self, setting: Setting, seed: int) -> tuple:
+        """What determines a measurement: the setting and seed, without the policy once the model is known to run no
+        product the policy governs."""
+        policy = None if self.runs_products is False else setting.policy
+        return (policy, setting.ideal, setting.programming_sigma, setting.drift_nu, setting.time_s, seed)
 
 
-def _summary(values: list[float]) -> dict[str, float | None]:
+@torch.no_grad()
+def _noisy(model: nn.Module, teacher: nn.Module, blocks: list[str], loader: DataLoader, crossbars: Crossbars) -> Measured:
+    """Top-1 of `model` computed on `crossbars`, and its block fidelity to the clean teacher: each batch goes through the
+    clean teacher, then through the model on the crossbars (one programming, one read-noise stream for all batches)."""
+    ctx = init_distributed("cpu")
+    totals, cosines = torch.zeros(2, dtype=torch.float64), torch.zeros(len(blocks), 2, dtype=torch.float64)
+    for inputs, labels in loader:
+        with capture_blocks(teacher, blocks) as wanted:
+            predict(teacher, inputs)
+        with capture_blocks(model, blocks) as got, crossbars:
+            logits = predict(model, inputs)
+        totals += torch.tensor([(logits.argmax(-1) == labels).sum().item(), labels.numel()], dtype=torch.float64)
+        cosines += block_cosines(got, wanted, token_mask(inputs))
+    correct, seen = reduce_sum(totals, ctx).tolist()
+    sums, tokens = reduce_sum(cosines, ctx).unbind(-1)
+    fidelity = statistics.fmean((sums / tokens.clamp_min(1)).tolist()) if blocks else None
+    return Measured(100.0 * correct / max(seen, 1), fidelity)
+
+
+def _summaries(seeds: list[Measured]) -> dict[str, float | None]:
+    summary = _summary("top1", [m.top1 for m in seeds])
+    if seeds[0].fidelity is not None:
+        summary.update(_summary("fidelity", [m.fidelity for m in seeds]))
+    return summary
+
+
+def _summary(name: str, values: list[float]) -> dict[str, float | None]:
     """Mean and sample standard deviation (None from one seed: no spread can be estimated)."""
-    return {"top1_mean": statistics.fmean(values), "top1_std": statistics.stdev(values) if len(values) > 1 else None}
+    return {f"{name}_mean": statistics.fmean(values), f"{name}_std": statistics.stdev(values) if len(values) > 1 else None}
 
 
 _UNITS = (("y", 365.25 * 86400), ("d", 86400), ("h", 3600), ("min", 60), ("s", 1))

@@ -53,9 +53,10 @@ def robustness(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of top-1 against σ and against time here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the teacher and the final student (`pruned` if the run pruned: a run keeps no unpruned student) through the
-    recipe's `hardware` device with programming noise and drift; the first row is the ideal device (clean top-1).
-    A recipe names its run at runs/<name>, and its hardware section (with --set) is the device."""
+    """Run the teacher, the student and the pruned student (each report row's model) through the recipe's `hardware`
+    device with programming noise and drift: top-1, and block fidelity (cosine of each replaced block's output to the
+    clean teacher's). The first row is the ideal device (the clean models). A recipe names its run at runs/<name>, and
+    its hardware section (with --set) is the device."""
     from surgery.analyze.robustness import measure_robustness, parse_duration, sweep
     from surgery.analyze.robustness_plot import plot_robustness
     from surgery.recipe.hardware import resolve_hardware
@@ -123,13 +124,15 @@ def _table(result: Robustness, title: str) -> Table:
     summaries = result.to_json()
     table = Table(box=box.SIMPLE_HEAD, title=title)
     table.add_column("setting")
-    for name in result.top1:
-        table.add_column(name, justify="right")
+    columns = [(name, "top1", "{:.2f}") for name in result.measured]
+    columns += [(name, "fidelity", "{:.4f}") for name in result.measured if "fidelity_mean" in summaries[name][0]]
+    for name, metric, _ in columns:
+        table.add_column(name if metric == "top1" else f"{name} fidelity", justify="right")
     for index, setting in enumerate(result.settings):
-        table.add_row(setting.label(), *(_cell(summaries[name][index]) for name in result.top1))
+        table.add_row(setting.label(), *(_cell(summaries[name][index], metric, form) for name, metric, form in columns))
     return table
 
 
-def _cell(summary: dict[str, float | None]) -> str:
-    std = summary["top1_std"]
-    return f"{summary['top1_mean']:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+def _cell(summary: dict[str, float | None], metric: str, form: str) -> str:
+    std = summary[f"{metric}_std"]
+    return form.format(summary[f"{metric}_mean"]) + (f" ± {form.format(std)}" if std is not None else "")

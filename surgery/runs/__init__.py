@@ -8,7 +8,8 @@ __getattr__, __dir__ = lazy_exports(
         "RunDir": "surgery.runs.rundir",
         "SurgeryRecord": "surgery.runs.record",
         "apply_recipe": "surgery.runs.interpreter",
+        "load_evaluated": "surgery.runs.replay",
         "load_run": "surgery.runs.replay",
     },
 )
-__all__ = ["RunDir", "SurgeryRecord", "apply_recipe", "load_run"]
+__all__ = ["RunDir", "SurgeryRecord", "apply_recipe", "load_evaluated", "load_run"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import save_model
-
 from surgery.detect.sparsity import METRICS, measure_sites
 from surgery.errors import SurgeryError
 from surgery.measure.costing import price_models
@@ -37,6 +35,7 @@ from surgery.train.checkpoint import (
     restore_rng,
     rng_state,
     save_checkpoint,
+    save_model_atomic,
     seed_everything,
     write_text_atomic,
 )
@@ -104,14 +103,14 @@ def _adopt(state: RunState, source: Source) -> None:
     if source.student is not None:
         state.plan, state.student, state.record = source.plan, source.student, source.record
         if state.ctx.is_main:
-            save_model(state.teacher, str(state.run.teacher_weights))
+            save_model_atomic(state.teacher, state.run.teacher_weights)
 
 
 def _rewrite(state: RunState) -> None:
     """Freeze the teacher, save it once, and build the student from the plan."""
     state.teacher.requires_grad_(False)
     if state.ctx.is_main and not state.run.teacher_weights.exists():
-        save_model(state.teacher, str(state.run.teacher_weights))
+        save_model_atomic(state.teacher, state.run.teacher_weights)
     sparsity = _measure_sparsity(state) if any(r.select.sparsity for r in state.recipe.rewrites) else None
     state.plan = plan(state.recipe, state.teacher, sparsity)
     state.student = build_student(state.teacher, state.plan)
@@ -166,7 +165,7 @@ def _check_same_recipe(run: RunDir, recipe: Recipe) -> None:
 
 
 def _finish(state: RunState) -> None:
-    save_model(state.student, str(state.run.student_weights))
+    save_model_atomic(state.student, state.run.student_weights)
     write_text_atomic(state.run.record, json.dumps(state.record.to_json(), indent=2))
     cost = price_models(state.recipe, state.plan, state.teacher, state.student).to_json()
     write_report(state.run, {**state.results, "cost": cost}, state.recipe)

@@ -54,11 +54,34 @@ def load_run(directory: str | Path, which: Literal["student", "teacher"] = "stud
     run = RunDir(Path(directory))
     if not run.student_weights.exists():
         raise SurgeryError(f"{directory}: no finished run here (missing {run.student_weights.name})")
+    recipe, teacher = _teacher(run)
+    if which == "teacher":
+        return teacher.requires_grad_(False)
+    return _student(recipe, teacher, run.record, run.student_weights)
+
+
+def load_evaluated(directory: str | Path, row: Literal["student", "pruned"]) -> nn.Module:
+    """The student a report row measured (`evaluated/<row>.*`), rebuilt as `load_run` rebuilds the final one.
+
+    Raises:
+        SurgeryError: the run kept no student for `row` (it has no such row, or was made before rows were kept).
+    """
+    run = RunDir(Path(directory))
+    weights = run.evaluated_weights(row)
+    if not weights.exists():
+        raise SurgeryError(f"{directory}: no {row} student kept (missing {weights.relative_to(run.root)})")
+    recipe, teacher = _teacher(run)
+    return _student(recipe, teacher, run.evaluated_record(row), weights)
+
+
+def _teacher(run: RunDir) -> tuple[Recipe, nn.Module]:
     recipe = load_recipe(run.recipe)
     teacher = recipe_model(recipe)
     load_weights_into(teacher, run.teacher_weights)
     restore_halting(recipe, teacher, input_size(teacher, recipe.model.input_size))
-    if which == "teacher":
-        return teacher.requires_grad_(False)
-    record = SurgeryRecord.from_json(read_json(run.record, "a surgery record"), run.record)
-    return replay(recipe, teacher, record, run.student_weights)[1].eval()
+    return recipe, teacher
+
+
+def _student(recipe: Recipe, teacher: nn.Module, record: Path, weights: Path) -> nn.Module:
+    surgery_record = SurgeryRecord.from_json(read_json(record, "a surgery record"), record)
+    return replay(recipe, teacher, surgery_record, weights)[1].eval()

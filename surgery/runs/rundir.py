@@ -40,6 +40,14 @@ class RunDir:
     def teacher_weights(self) -> Path:
         return self.root / "teacher.safetensors"
 
+    def evaluated_weights(self, row: str) -> Path:
+        """The weights of the student a report row (`student`, `pruned`) measured: a run's final weights are only its last row's."""
+        return self.root / "evaluated" / f"{row}.safetensors"
+
+    def evaluated_record(self, row: str) -> Path:
+        """The surgery record that rebuilds the student of `evaluated_weights(row)`."""
+        return self.root / "evaluated" / f"{row}.surgery.json"
+
     @property
     def plots(self) -> Path:
         return self.root / "plots"

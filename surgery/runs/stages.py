@@ -8,6 +8,7 @@ records its results in the state.
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ from surgery.recipe import Data, DistillStage, EvaluateStage, FinetuneStage, Fit
 from surgery.rewrite.student import substitute_paths
 from surgery.runs.halting import restore_halting
 from surgery.runs.state import RunState
-from surgery.train.checkpoint import save_checkpoint
+from surgery.train.checkpoint import save_checkpoint, save_model_atomic, write_text_atomic
 from surgery.train.distributed import broadcast_object
 from surgery.train.engine import Engine, Evaluator, Objective
 from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, tokens_run, top1, top1_following
@@ -125,6 +126,18 @@ def evaluate(state: RunState, stage: EvaluateStage, index: int, resume: dict | N
     label = "pruned" if state.pruned else "student"
     measured = _measure(state, state.student, metrics, stage, data)
     state.results[label] = {**state.results.get(label, {}), **measured}
+    _keep_evaluated(state, label)
+
+
+def _keep_evaluated(state: RunState, label: str) -> None:
+    """Keep the student a report row measured (`evaluated/<row>.*`): the run's final weights are only its last row's,
+    and `surgery robustness` measures every row."""
+    if not state.ctx.is_main:
+        return
+    weights = state.run.evaluated_weights(label)
+    weights.parent.mkdir(exist_ok=True)
+    save_model_atomic(state.student, weights)
+    write_text_atomic(state.run.evaluated_record(label), json.dumps(state.record.to_json(), indent=2))
 
 
 def _train(

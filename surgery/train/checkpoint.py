@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from surgery.errors import SurgeryError
@@ -126,6 +126,15 @@ def restore_rng(state: dict) -> None:
     kind, keys, position, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     random.setstate(state["python"])
+
+
+def save_model_atomic(module: nn.Module, path: Path) -> None:
+    """safetensors' `save_model` to a sibling temporary file, fsynced, then renamed over `path`."""
+    staging = path.with_name(f".{path.name}.tmp")
+    save_model(module, str(staging))
+    with open(staging, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

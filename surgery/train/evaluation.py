@@ -8,7 +8,9 @@ neighbours it shares with the teacher's retrieval.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,18 +50,39 @@ def block_fidelity(teacher: nn.Module, student: nn.Module, blocks: Sequence[str]
     totals = torch.zeros(len(blocks), 2, dtype=torch.float64)  # per block: summed cosines, tokens counted
     for inputs, _ in loader:
         inputs = to_device(inputs, ctx.device)
-        with capture_outputs(teacher, blocks) as wanted, capture_masks(teacher, blocks) as taught:
+        with capture_blocks(teacher, blocks) as wanted:
             predict(teacher, inputs)
-        with capture_outputs(student, blocks) as got, capture_masks(student, blocks) as learnt:
+        with capture_blocks(student, blocks) as got:
             predict(student, inputs)
-        padding = token_mask(inputs)
-        for row, block in enumerate(blocks):
-            cosine = F.cosine_similarity(_first(got[block]), _first(wanted[block]), dim=-1)
-            mask = shared_tokens(block, padding, taught, learnt)
-            weights = mask.to(cosine.dtype) if mask is not None and cosine.shape == mask.shape else torch.ones_like(cosine)
-            totals[row] += torch.tensor([(cosine * weights).sum().item(), weights.sum().item()], dtype=torch.float64)
+        totals += block_cosines(got, wanted, token_mask(inputs))
     sums, tokens = reduce_sum(totals, ctx).unbind(-1)
     return {block: value / max(count, 1) for block, value, count in zip(blocks, sums.tolist(), tokens.tolist())}
+
+
+@contextmanager
+def capture_blocks(model: nn.Module, blocks: Sequence[str]) -> Iterator[Blocks]:
+    """Yields the outputs of `blocks` and the tokens each ran (a halting model's), filled by the forward passes inside."""
+    with capture_outputs(model, blocks) as outputs, capture_masks(model, blocks) as masks:
+        yield Blocks(blocks, outputs, masks)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    paths: Sequence[str]
+    outputs: dict[str, object]
+    masks: dict[str, torch.Tensor]
+
+
+def block_cosines(got: Blocks, wanted: Blocks, padding: torch.Tensor | None) -> torch.Tensor:
+    """(blocks, 2) float64: per block, the summed cosine of `got`'s outputs to `wanted`'s over the tokens both ran (and
+    that are not padding), and how many tokens that is."""
+    totals = torch.zeros(len(got.paths), 2, dtype=torch.float64)
+    for row, block in enumerate(got.paths):
+        cosine = F.cosine_similarity(_first(got.outputs[block]), _first(wanted.outputs[block]), dim=-1)
+        mask = shared_tokens(block, padding, wanted.masks, got.masks)
+        weights = mask.to(cosine.dtype) if mask is not None and cosine.shape == mask.shape else torch.ones_like(cosine)
+        totals[row] = torch.tensor([(cosine * weights).sum().item(), weights.sum().item()], dtype=torch.float64)
+    return totals
 
 
 def top1_following(student: nn.Module, teacher: nn.Module, loader: DataLoader, ctx: DistContext) -> float:

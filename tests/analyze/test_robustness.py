@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hwmodel import get_device
-from surgery.analyze.robustness import Robustness, Setting, parse_duration, sweep
+from surgery.analyze.robustness import Measured, Robustness, Setting, parse_duration, sweep
 from surgery.errors import SurgeryError
 
 ISAAC = get_device("isaac", {"noise.read_sigma": 0.01, "noise.stuck_off_rate": 0.001})
@@ -45,10 +45,12 @@ def test_a_setting_the_device_refuses_is_a_surgery_error():
 
 def test_the_json_gives_mean_and_sample_std_per_setting_and_no_std_from_one_seed():
     settings = [Setting(None, 0.0, 0.0, 0.0, ideal=True), Setting("write", 0.1, 0.0, 0.0)]
-    report = Robustness(settings, {"teacher": [[90.0, 90.0], [80.0, 84.0]], "pruned": [[70.0], [60.0]]}).to_json()
+    teacher = [[Measured(90.0, 1.0), Measured(90.0, 1.0)], [Measured(80.0, 0.9), Measured(84.0, 0.8)]]
+    report = Robustness(settings, {"teacher": teacher, "pruned": [[Measured(70.0, None)], [Measured(60.0, None)]]}).to_json()
     assert list(report) == ["settings", "teacher", "pruned"]
-    assert report["teacher"] == [{"top1_mean": 90.0, "top1_std": 0.0}, {"top1_mean": 82.0, "top1_std": pytest.approx(2.8284271)}]
-    assert report["pruned"][1] == {"top1_mean": 60.0, "top1_std": None}
+    assert report["teacher"][0] == {"top1_mean": 90.0, "top1_std": 0.0, "fidelity_mean": 1.0, "fidelity_std": 0.0}
+    assert report["teacher"][1] == pytest.approx({"top1_mean": 82.0, "top1_std": 2.8284271, "fidelity_mean": 0.85, "fidelity_std": 0.0707107})
+    assert report["pruned"][1] == {"top1_mean": 60.0, "top1_std": None}  # a run that replaced nothing has no fidelity
     assert report["settings"][1] == {"policy": "write", "programming_sigma": 0.1, "drift_nu": 0.0, "time_s": 0.0, "ideal": False}
 
 

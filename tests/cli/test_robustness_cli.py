@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from surgery.runs import load_run
+from surgery.runs import load_evaluated, load_run
 from surgery.runs.evaluate import validation_loader
 from surgery.train.distributed import init_distributed
-from surgery.train.evaluation import top1
+from surgery.train.evaluation import block_fidelity, top1
 from tests.cli.cli_helpers import invoke
 from tests.strategies import single_thread  # noqa: F401 - a fixture
 
@@ -30,26 +31,47 @@ def swept(finished_run, tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_json_holds_settings_and_one_aligned_list_per_model_the_run_has(swept):
-    report, stderr, _ = swept
-    assert list(report) == ["settings", "teacher", "pruned"]  # the tiny run prunes: its final student is the pruned one
-    assert "no student: the run pruned its student" in stderr
+    report, _, _ = swept
+    assert list(report) == ["settings", "teacher", "student", "pruned"]  # each report row's student is kept in evaluated/
     assert [(s["ideal"], s["policy"], s["programming_sigma"]) for s in report["settings"]] == [(True, None, 0.0), (False, "write", 0.0), (False, "write", 0.1)]
-    for name in ("teacher", "pruned"):
-        assert len(report[name]) == 3 and all(set(row) == {"top1_mean", "top1_std"} for row in report[name])
+    for name in ("teacher", "student", "pruned"):
+        assert len(report[name]) == 3 and all(set(row) == {"top1_mean", "top1_std", "fidelity_mean", "fidelity_std"} for row in report[name])
 
 
 @pytest.mark.slow
-def test_the_ideal_device_gives_the_clean_top1_on_every_seed(swept, finished_run):
+def test_the_ideal_device_gives_the_clean_top1_and_fidelity_on_every_seed(swept, finished_run):
     report, _, _ = swept
-    for name, model in (("teacher", load_run(finished_run.run.root, "teacher")), ("pruned", load_run(finished_run.run.root))):
-        clean = top1(model, validation_loader(finished_run.run, model, 256, IMAGES), init_distributed("cpu"))
-        assert report[name][0] == {"top1_mean": clean, "top1_std": 0.0}
+    root, ctx = finished_run.run.root, init_distributed("cpu")
+    teacher = load_run(root, "teacher")
+    loader = validation_loader(finished_run.run, teacher, 256, IMAGES)
+    blocks = [f"blocks.{i}" for i in range(len(teacher.blocks))]
+    for name, model in (("teacher", teacher), ("student", load_evaluated(root, "student")), ("pruned", load_run(root))):
+        clean = top1(model, loader, ctx)
+        fidelity = block_fidelity(teacher, model, blocks, loader, ctx)
+        assert report[name][0] == pytest.approx({"top1_mean": clean, "top1_std": 0.0, "fidelity_mean": sum(fidelity.values()) / len(blocks), "fidelity_std": 0.0})
+
+
+@pytest.mark.slow
+def test_the_kept_student_is_the_one_its_report_row_measured(finished_run):
+    report = json.loads(finished_run.run.report_json.read_text())
+    student = load_evaluated(finished_run.run.root, "student")
+    loader = validation_loader(finished_run.run, student, 256)
+    assert top1(student, loader, init_distributed("cpu")) == report["student"]["top1"]
+
+
+@pytest.mark.slow
+def test_a_run_from_before_rows_were_kept_reports_why_its_student_is_missing(run_copy):
+    shutil.rmtree(run_copy.root / "evaluated")
+    result = invoke("robustness", run_copy.root, "--sigma", "0", "--seeds", "1", "--images", "8", "--json")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)) == ["settings", "teacher", "pruned"]
+    assert "no student: the run kept no weights for it" in result.stderr
 
 
 @pytest.mark.slow
 def test_programming_noise_spreads_top1_over_seeds_and_a_plot_is_written(swept):
     report, _, plot = swept
-    assert all(report[name][2]["top1_std"] > 0 for name in ("teacher", "pruned"))
+    assert all(report[name][2]["top1_std"] > 0 for name in ("teacher", "student", "pruned"))
     assert plot.stat().st_size > 0 and not list(plot.parent.glob(".*"))  # written whole, no staging file left
 
 
@@ -59,6 +81,7 @@ def test_one_seed_gives_no_spread_and_the_table_has_a_row_per_setting(finished_r
     assert result.exit_code == 0, result.output
     assert f"on the first {IMAGES} validation images" in result.stdout and "ideal device" in result.stdout and "write, σ=5%" in result.stdout and "digital, σ=5%" in result.stdout
     assert result.stdout.count("±") == 1  # the title's "mean ± std": no std from one seed
+    assert "student fidelity" in result.stdout
 
 
 @pytest.mark.parametrize(
