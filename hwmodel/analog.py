@@ -19,6 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -29,7 +30,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
 from hwmodel.calls import Operand, classify_call
-from hwmodel.device import Device
+from hwmodel.device import Device, Noise
 from hwmodel.noise import Programmed, noisy_matmul, program_matrix, read_matrix
 from hwmodel.pricing import Policy
 from hwmodel.recurrence import run_recurrent
@@ -63,6 +64,37 @@ def device_noise(model: nn.Module, device: Device, seed: int, *, time_s: float =
         yield crossbars
 
 
+@dataclass(frozen=True)
+class MatrixView:
+    """The batch of matrices a weight is programmed as, where it lies in the weight:
+    `weight.as_strided(shape, stride, weight.storage_offset() + offset)`."""
+
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    offset: int
+
+
+def crossbar_weights(model: nn.Module, device: Device, *inputs: Any) -> dict[str, MatrixView]:
+    """The parameters and buffers `device_noise` programs onto crossbars when `model` runs on `inputs`, each with the
+    view of it that is programmed: the weights hardware-aware training perturbs. One forward, on exact converters.
+
+    Raises:
+        NotImplementedError: a weight is programmed as a copy rather than a view of it, so a value written into the
+            programmed matrices would not reach the weight.
+    """
+    exact = device.model_copy(update={"noise": Noise(), "adc": device.adc.model_copy(update={"bits": 16})})
+    crossbars = Crossbars(model, exact, seed=0, time_s=0.0, policy="digital")
+    with torch.no_grad(), crossbars:
+        model(*inputs)
+    tensors = dict(chain(model.named_parameters(), model.named_buffers()))
+    views = {}
+    for name, matrices in crossbars.layouts.items():
+        if matrices.untyped_storage().data_ptr() != tensors[name].untyped_storage().data_ptr():
+            raise NotImplementedError(f"{name} is programmed as a copy of itself (shape {tuple(matrices.shape)}), not a view")
+        views[name] = MatrixView(tuple(matrices.shape), matrices.stride(), matrices.storage_offset() - tensors[name].storage_offset())
+    return views
+
+
 class Crossbars(TorchFunctionMode):
     """The mode behind `device_noise`: routes crossbar ops of one model through one device and seed."""
 
@@ -73,7 +105,7 @@ class Crossbars(TorchFunctionMode):
         self.device, self.seed, self.time_s, self.policy = device, seed, time_s, policy
         self.names = {id(t): name for name, t in chain(model.named_parameters(), model.named_buffers())}
         self.programmed: dict[str, Programmed] = {}
-        self.layouts: dict[str, tuple[torch.Size, tuple[int, ...]]] = {}
+        self.layouts: dict[str, torch.Tensor] = {}  # the matrices each weight was programmed as
         self.generator = torch.Generator().manual_seed(seed)
         self.counts: Counter[str] = Counter()
 
@@ -171,8 +203,8 @@ class Crossbars(TorchFunctionMode):
         if name not in self.programmed:
             generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:{name}".encode()))  # CPU generators keep 32 bits
             self.programmed[name] = program_matrix(matrices, self.device, generator, time_s=self.time_s)
-            self.layouts[name] = (matrices.shape, matrices.stride())
-        elif self.layouts[name] != (matrices.shape, matrices.stride()):
+            self.layouts[name] = matrices
+        elif _layout(self.layouts[name]) != _layout(matrices):
             raise NotImplementedError(f"device_noise: {name} is used as two different matrices; tied weights are not simulated")
         return self.programmed[name]
 
@@ -193,6 +225,10 @@ class Crossbars(TorchFunctionMode):
         if not isinstance(value, torch.Tensor):
             return value
         return Operand(tuple(value.shape), value.element_size(), self._constant(value) is None)
+
+
+def _layout(matrices: torch.Tensor) -> tuple:
+    return matrices.shape, matrices.stride(), matrices.storage_offset(), matrices.untyped_storage().data_ptr()
 
 
 def _name(func) -> str:

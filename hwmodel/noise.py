@@ -57,6 +57,15 @@ def program_matrix(weight: torch.Tensor, device: Device, generator: torch.Genera
     return Programmed(drifted, compensation, cells, scale, tiling)
 
 
+def stored_matrix(programmed: Programmed, columns: int) -> torch.Tensor:
+    """The (B, N, `columns`) values the crossbars hold: each cell's conductance weighed back through its slice, array
+    sign and crossbar's drift compensation, less the offset, times the scale. What a read with exact inputs and
+    converters multiplies by: programming noise, stuck cells, drift and fixed point, but no read noise or ADC."""
+    g = programmed.conductance  # (B, A, S, N, R, rows)
+    values = torch.einsum("basnrk,as->bnrk", g, programmed.cells.slice_weights) * programmed.compensation.transpose(1, 2)[..., None]
+    return (values.flatten(-2)[..., :columns] - programmed.cells.offset) * programmed.scale
+
+
 def read_matrix(programmed: Programmed, inputs: torch.Tensor, device: Device, generator: torch.Generator) -> torch.Tensor:
     """x @ weight.T for `inputs` (B, M, K) through the programmed crossbars, in float64.
 

@@ -28,6 +28,7 @@ from surgery.recipe.stages import (
     KDSpec,
     PruneStage,
     Stage,
+    TrainingNoise,
     TrainingStage,
 )
 from surgery.recipe.tree import KeyPath
@@ -55,6 +56,7 @@ __all__ = [
     "Stage",
     "TEACHER_STAGES",
     "SyntheticData",
+    "TrainingNoise",
     "TrainingStage",
     "WikiData",
     "apply_overrides",

@@ -131,6 +131,14 @@ class KDSpec(StrictModel):
     """Softmax temperature of both logits."""
 
 
+class TrainingNoise(StrictModel):
+    """Hardware-aware training: each step runs on the weights as the `hardware` section's crossbars hold them after a
+    fresh programming with this sigma (fixed point, cells, the device's stuck cells), and updates the clean weights."""
+
+    sigma: float = Field(gt=0, le=1)
+    """Programming sigma relative to each cell's conductance (0.05: 5 %), drawn afresh at every step."""
+
+
 class FinetuneStage(TrainingStage):
     """Train the student on the task loss, optionally with soft-label KD; a text encoder's task loss is the
     cosine of its sentence embedding to the teacher's."""
@@ -141,6 +149,9 @@ class FinetuneStage(TrainingStage):
     """Which parameters train: all, only substitutes, or globs on parameter names."""
     kd: KDSpec | None = None
     """Soft-label KD from the teacher; none trains on labels alone."""
+    noise: TrainingNoise | None = None
+    """Hardware-aware finetuning on the recipe's crossbar device (`surgery robustness` measures its effect); none trains
+    on the clean weights."""
 
 
 class PruneStage(TrainingStage):

@@ -12,6 +12,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,9 @@ from far_modules import Prunable, Registry, UnitKey, keep_masks, prunable_module
 from surgery.data import Loaders, build_loaders, build_val_loader
 from surgery.errors import SurgeryError
 from surgery.measure.counting import count
-from surgery.recipe import Data, DistillStage, EvaluateStage, FinetuneStage, FitStage, HaltStage, PruneStage, Stage, TrainingStage
+from surgery.models import example_input
+from surgery.recipe import Data, DistillStage, EvaluateStage, FinetuneStage, FitStage, HaltStage, PruneStage, Stage, TrainingNoise, TrainingStage
+from surgery.recipe.hardware import resolve_hardware
 from surgery.rewrite.student import substitute_paths
 from surgery.runs.halting import restore_halting
 from surgery.runs.state import RunState
@@ -31,6 +34,7 @@ from surgery.train.checkpoint import save_checkpoint, save_model_atomic, write_t
 from surgery.train.distributed import broadcast_object
 from surgery.train.engine import Engine, Evaluator, Objective
 from surgery.train.evaluation import block_fidelity, embedding_cosine, embedding_report, embeddings, tokens_run, top1, top1_following
+from surgery.train.hardware_aware import ProgrammedWeights
 from surgery.train.objectives import (
     ce_objective,
     distill_objective,
@@ -102,7 +106,15 @@ def finetune(state: RunState, stage: FinetuneStage, index: int, resume: dict | N
     """Task-loss training of all (or the selected) student parameters, optionally with KD."""
     trainable = _select(state.student, _trainable_rule(stage, substitute_paths(state.student)))
     objective = embedding_objective(state.teacher) if state.text else finetune_objective(state.teacher, stage)
-    _train(state, state.student, trainable, stage, index, resume, objective, "student")
+    perturb = _programmed_weights(state, stage.noise) if stage.noise is not None else nullcontext
+    _train(state, state.student, trainable, stage, index, resume, objective, "student", perturb)
+
+
+def _programmed_weights(state: RunState, noise: TrainingNoise) -> ProgrammedWeights:
+    """The student's crossbar weights as the recipe's device programs them with the stage's sigma."""
+    device = resolve_hardware(state.recipe)[0]
+    programmed = device.model_copy(update={"noise": device.noise.model_copy(update={"ideal": False, "programming_sigma": noise.sigma})})
+    return ProgrammedWeights(state.student, programmed, example_input(state.student, state.input_size))
 
 
 @STAGES.register("prune")
@@ -149,6 +161,7 @@ def _train(
     resume: dict | None,
     objective: Objective,
     label: str,
+    perturb: Callable[[], AbstractContextManager] = nullcontext,
 ) -> None:
     trainable = list(params)
     model.requires_grad_(False)
@@ -159,7 +172,7 @@ def _train(
         model, trainable, stage, loaders, state.ctx, label=stage_label(stage, index), stage_index=index,
         objective=objective, evaluate=_epoch_metric(state, loaders),
         save=lambda epoch, step, training: _save(state, index, label, epoch, step, training),
-        log=state.log, last_checkpoint=state.last_checkpoint,
+        log=state.log, last_checkpoint=state.last_checkpoint, perturb=perturb,
     )
     engine.run(resume)
     state.last_checkpoint = engine.last_checkpoint

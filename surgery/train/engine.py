@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +69,13 @@ class Engine:
         save: Saver,
         log: MetricsLog,
         last_checkpoint: Path | None = None,
+        perturb: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.model, self.stage, self.loaders, self.ctx = model, stage, loaders, ctx
         self.label, self.stage_index = label, stage_index
         self.objective, self.evaluate, self.save, self.log = objective, evaluate, save, log
         self.last_checkpoint = last_checkpoint
+        self.perturb = perturb  # around each micro-step's forward and backward (hardware-aware training's weights)
         self.position = "the start"
         self.steps_per_epoch = max(1, len(loaders.train) // stage.grad_accum_steps)
         self.total_steps = math.ceil(stage.epochs * self.steps_per_epoch)
@@ -117,15 +119,16 @@ class Engine:
         if self.loaders.mixup is not None:
             inputs, labels = self.loaders.mixup(inputs, labels)
         no_sync = self.wrapped.no_sync if self.ctx.distributed and not sync else nullcontext
-        with no_sync(), self._autocast():
-            result = self.objective(self.wrapped, inputs, labels)
-        if not torch.isfinite(result.loss):
-            raise NonFiniteLoss(
-                f"{self.label}: loss became {result.loss.item()} at {self.position}; "
-                f"last good checkpoint: {self.last_checkpoint or 'none yet (the stage had not finished an epoch)'}"
-            )
-        with no_sync():
-            self.scaler.scale(result.loss / self.stage.grad_accum_steps).backward()
+        with self.perturb():
+            with no_sync(), self._autocast():
+                result = self.objective(self.wrapped, inputs, labels)
+            if not torch.isfinite(result.loss):
+                raise NonFiniteLoss(
+                    f"{self.label}: loss became {result.loss.item()} at {self.position}; "
+                    f"last good checkpoint: {self.last_checkpoint or 'none yet (the stage had not finished an epoch)'}"
+                )
+            with no_sync():
+                self.scaler.scale(result.loss / self.stage.grad_accum_steps).backward()
         return result.logs
 
     def _update(self, step: int, epoch: int, logs: dict[str, float]) -> int:

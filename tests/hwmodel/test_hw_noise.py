@@ -248,3 +248,27 @@ def test_an_ideal_device_is_torchs_own_product():
     assert torch.equal(noisy_matmul(x.expand(2, 5, 30), k, device, _generator()), x @ k.transpose(-1, -2))
     with pytest.raises(ValueError, match="ideal device has no non-idealities"):
         get_device("isaac", {"noise.ideal": True, "noise.read_sigma": 0.01})
+
+
+@pytest.mark.parametrize("encoding", ["offset", "differential"])
+def test_stored_values_are_the_fixed_point_weights_without_noise(encoding):
+    device = get_device("isaac", {"crossbar.signed_values": encoding})
+    w = torch.randn(2, 40, 300, dtype=torch.float64)
+    integers, scale = quantise(w, device.precision.weight_bits, dims=(-2, -1))
+    assert torch.equal(noise.stored_matrix(program_matrix(w, device, _generator()), 300), integers * scale)
+
+
+@pytest.mark.parametrize("encoding", ["offset", "differential"])
+def test_stored_values_vary_as_their_cells_do(encoding):
+    """Var w_nk = (sw sigma)^2 sum over arrays a and slices j of (slice weight x level)^2; the mean is the fixed-point weight."""
+    sigma = 0.05
+    device = get_device("isaac", {**SMALL, "noise.programming_sigma": sigma, "crossbar.signed_values": encoding})
+    _, w = _batch_of_copies(4000, device)
+    stored = noise.stored_matrix(program_matrix(w, device, _generator(2)), w.shape[-1])
+    integers, scale = quantise(w[0], 8, dims=(-2, -1))
+    cells = to_cells(integers, 8, device)
+    predicted = (scale * sigma).square() * torch.einsum("as,asnk->nk", cells.slice_weights.square(), cells.levels.square())
+    spread = predicted > 0  # a weight whose cells are all empty carries no noise
+    assert _z(stored, integers * scale, predicted)[spread].abs().max() < 4.5
+    assert torch.equal(stored[:, ~spread], (integers * scale)[~spread].expand(stored.shape[0], -1))
+    assert ((stored.mean(0) - integers * scale)[spread] / (predicted[spread] / stored.shape[0]).sqrt()).abs().max() < 4.5

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL mid-epoch resumes to exactly the weights of an unbroken run."""
+"""A run killed with SIGKILL mid-epoch resumes to exactly the weights of an unbroken run, hardware-aware finetuning's
+programming draws included."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ def assert_checkpoints_whole(out: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_unbroken_run(tmp_path):
-    recipe = write_recipe(tmp_path, recipe_data(trained=True))
+    data = recipe_data(trained=True)
+    data["stages"][4]["noise"] = {"sigma": 0.05}  # the finetune after the kill draws a programming per step
+    recipe = write_recipe(tmp_path, data)
     assert apply(recipe, tmp_path / "unbroken").wait() == 0
     killed = tmp_path / "killed"
     kill_during_distill(apply(recipe, killed), killed)
