@@ -9,6 +9,7 @@ top-1 is the clean model's, bit for bit.
 
 from __future__ import annotations
 
+import difflib
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ from surgery.train.checkpoint import read_json
 from surgery.train.distributed import init_distributed, reduce_sum
 from surgery.train.evaluation import block_cosines, capture_blocks
 
+ROWS = ("teacher", "student", "pruned")
+"""The models a run can have, by report row."""
 Progress = Callable[[str, "Setting", int, "Measured"], None]
 """Called after each measurement with (model, setting, seed, what was measured)."""
 
@@ -124,17 +127,18 @@ def sweep(device: Device, policies: Sequence[Policy], sigmas: Sequence[float], t
 
 def measure_robustness(
     run: RunDir, device: Device, settings: Sequence[Setting], seeds: int, *, images: int | None = None, batch_size: int = 256,
-    progress: Progress | None = None,
+    only: Sequence[str] | None = None, progress: Progress | None = None,
 ) -> Robustness:
-    """Top-1 and block fidelity of `run`'s models on the recipe's validation split (its first `images`, all when None),
-    for every setting and seeds 0 .. `seeds` - 1.
+    """Top-1 and block fidelity of `run`'s models (those named in `only`, all when None) on the recipe's validation split
+    (its first `images`, all when None), for every setting and seeds 0 .. `seeds` - 1.
 
     Two shortcuts give exactly what measuring would: a setting whose device draws nothing random
     (`Noise.draws`) is measured once and stands for every seed, and a model that runs no activation x activation
     product (a FAR student) is measured under one policy only, since the other computes the very same reads.
 
     Raises:
-        SurgeryError: the run has no data section, or its models are text encoders (no top-1).
+        SurgeryError: the run has no data section, its models are text encoders (no top-1), or `only` names a model that
+            is no report row or that the run does not have.
 
     Example:
         >>> from pathlib import Path
@@ -144,6 +148,8 @@ def measure_robustness(
         >>> measure_robustness(RunDir(Path("runs/quickstart")), device, settings, seeds=3).to_json()["pruned"]  # doctest: +SKIP
     """
     models, missing = run_models(run)
+    if only is not None:
+        models, missing = _only(models, missing, only)
     teacher = load_run(run.root, "teacher").eval()
     blocks = block_paths(site.path for site in SurgeryRecord.from_json(read_json(run.record, "a surgery record"), run.record).sites)
     loader = validation_loader(run, teacher, batch_size, images)
@@ -166,7 +172,7 @@ def run_models(run: RunDir) -> tuple[dict[str, nn.Module], dict[str, str]]:
     if load_recipe(run.recipe).model.from_run is not None:  # a transfer's teacher: a new classifier, never trained on this data
         del models["teacher"]
         missing["teacher"] = "a transfer's teacher has an untrained classifier"
-    for row in ("student", "pruned"):
+    for row in ROWS[1:]:
         if run.evaluated_weights(row).exists():
             models[row] = load_evaluated(run.root, row)
         elif row == final:
@@ -176,6 +182,16 @@ def run_models(run: RunDir) -> tuple[dict[str, nn.Module], dict[str, str]]:
         else:
             missing[row] = "the run did not prune" if row == "pruned" else "the run evaluated no unpruned student"
     return models, missing
+
+
+def _only(models: dict[str, nn.Module], missing: dict[str, str], names: Sequence[str]) -> tuple[dict[str, nn.Module], dict[str, str]]:
+    for name in names:
+        if name not in ROWS:
+            close = difflib.get_close_matches(name, ROWS, n=1)
+            raise SurgeryError(f"{name!r}: no such model; the models are {', '.join(ROWS)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        if name in missing:
+            raise SurgeryError(f"no {name} to measure: {missing[name]}")
+    return {name: model for name, model in models.items() if name in names}, {}
 
 
 class _Sampler:

@@ -40,10 +40,16 @@ def export(
         print_json(result.to_json())
         return
     stdout.print(
-        f"{result.path}: opset {result.opset}, {result.lstm_nodes} LSTM nodes, batch "
+        f"{result.path}: opset {result.opset}, {_recurrences(result)}, batch "
         f"{'dynamic' if result.dynamic_batch else 'fixed'}{_text_io(result)}, max |ORT - PyTorch| {result.max_abs_diff:.2e}",
         highlight=False,
     )
+
+
+def _recurrences(result: ExportResult) -> str:
+    """"24 LSTM nodes", "8 GRU nodes", or "no recurrent nodes" (a student without recurrent substitutes)."""
+    found = [f"{count} {op} nodes" for op, count in result.recurrent_nodes.items() if count]
+    return ", ".join(found) or "no recurrent nodes"
 
 
 def _text_io(result: ExportResult) -> str:

@@ -50,6 +50,9 @@ def robustness(
     images: Annotated[
         int | None, typer.Option("--images", min=1, help="Measure on the first N validation images only (a quick look: every product is simulated read by read).")
     ] = None,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Measure only these, comma-separated: teacher, student, pruned (default: every one the run has).")
+    ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of top-1 against σ and against time here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -67,7 +70,8 @@ def robustness(
     device = resolve_hardware(resolved.recipe)[0]
     policies = ("write", "digital") if policy == "both" else (policy or resolved.recipe.hardware.policy,)
     settings = sweep(device, policies, sigmas, times, drift_nu)
-    result = measure_robustness(_run_of(resolved), device, settings, seeds, images=images, progress=_progress(seeds))
+    only = _items(models) if models is not None else None
+    result = measure_robustness(_run_of(resolved), device, settings, seeds, images=images, only=only, progress=_progress(seeds))
     for name, why in result.missing.items():
         stderr.print(f"no {name}: {why}", style="yellow", highlight=False)
     if plot is not None:

@@ -45,7 +45,8 @@ class ExportResult:
     path: Path
     opset: int
     dynamic_batch: bool
-    lstm_nodes: int
+    recurrent_nodes: dict[str, int]
+    """Native recurrent nodes by op type (LSTM, GRU), one per layer of each recurrent module."""
     max_abs_diff: float
     input_size: tuple[int, ...]
     """(C, H, W) of an image model, (N,) tokens (the length exported with) of a text encoder."""
@@ -53,7 +54,7 @@ class ExportResult:
     def to_json(self) -> dict[str, object]:
         return {
             "path": str(self.path), "opset": self.opset, "dynamic_batch": self.dynamic_batch,
-            "lstm_nodes": self.lstm_nodes, "max_abs_diff": self.max_abs_diff, "input_size": list(self.input_size),
+            "recurrent_nodes": self.recurrent_nodes, "max_abs_diff": self.max_abs_diff, "input_size": list(self.input_size),
         }
 
 
@@ -87,7 +88,7 @@ def export_onnx(
 
     Example:
         >>> result = export_onnx(student, (3, 224, 224), Path("far.onnx"))  # doctest: +SKIP
-        >>> result.lstm_nodes, result.max_abs_diff <= 1e-4  # doctest: +SKIP
+        >>> result.recurrent_nodes, result.max_abs_diff <= 1e-4  # doctest: +SKIP
         (72, True)
     """
     path = Path(path)
@@ -100,12 +101,12 @@ def export_onnx(
     model = model.eval()
     try:
         _write(model, input_size, staging, spec, batch)
-        lstm_nodes = check_graph(onnx.load(str(staging)), count_recurrences(model))
+        recurrent_nodes = check_graph(onnx.load(str(staging)), count_recurrences(model))
         diff = check_parity(model, staging, input_size, spec.atol, batches=(1, 3) if spec.dynamic_batch else (batch,))
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
-    return ExportResult(path, spec.opset, spec.dynamic_batch, lstm_nodes, diff, input_size)
+    return ExportResult(path, spec.opset, spec.dynamic_batch, recurrent_nodes, diff, input_size)
 
 
 def _write(model: nn.Module, input_size: tuple[int, ...], path: Path, spec: ExportSpec, batch: int) -> None:
@@ -157,10 +158,10 @@ def count_recurrences(model: nn.Module) -> dict[str, int]:
 _RECURRENT = {"LSTM": nn.LSTM, "GRU": nn.GRU}
 
 
-def check_graph(graph: onnx.ModelProto, expected: int | dict[str, int]) -> int:
+def check_graph(graph: onnx.ModelProto, expected: int | dict[str, int]) -> dict[str, int]:
     """Validate the ONNX model; recurrences must be native `LSTM` / `GRU` nodes, one per module layer, and no loops.
 
-    `expected` is the LSTM count alone or the counts by op type; returns the LSTM nodes found.
+    `expected` is the LSTM count alone or the counts by op type; returns the nodes found by op type.
     """
     onnx.checker.check_model(graph)
     expected = expected if isinstance(expected, dict) else {"LSTM": expected}
@@ -170,7 +171,7 @@ def check_graph(graph: onnx.ModelProto, expected: int | dict[str, int]) -> int:
     if loops or found != expected:
         counts = ", ".join(f"{found[op]} {op} nodes for {expected[op]} nn.{op} layers" for op in expected)
         raise SurgeryError(f"ONNX export unrolled the recurrence: {counts}" + (f", loops {', '.join(loops)}" if loops else ""))
-    return found["LSTM"]
+    return found
 
 
 def check_parity(model: nn.Module, path: Path, input_size: tuple[int, ...], atol: float, batches: tuple[int, ...] = (1,)) -> float:

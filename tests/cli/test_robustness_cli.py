@@ -60,12 +60,21 @@ def test_the_kept_student_is_the_one_its_report_row_measured(finished_run):
 
 
 @pytest.mark.slow
+def test_models_measures_only_the_ones_named(finished_run):
+    result = invoke("robustness", finished_run.run.root, "--sigma", "0", "--seeds", "1", "--images", "8", "--models", "pruned,student", "--json")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)) == ["settings", "student", "pruned"] and "no teacher" not in result.stderr
+
+
+@pytest.mark.slow
 def test_a_run_from_before_rows_were_kept_reports_why_its_student_is_missing(run_copy):
     shutil.rmtree(run_copy.root / "evaluated")
     result = invoke("robustness", run_copy.root, "--sigma", "0", "--seeds", "1", "--images", "8", "--json")
     assert result.exit_code == 0, result.output
     assert list(json.loads(result.stdout)) == ["settings", "teacher", "pruned"]
     assert "no student: the run kept no weights for it" in result.stderr
+    refused = invoke("robustness", run_copy.root, "--seeds", "1", "--models", "student")
+    assert refused.exit_code == 2 and "no student to measure: the run kept no weights for it" in refused.stderr
 
 
 @pytest.mark.slow
@@ -93,6 +102,7 @@ def test_one_seed_gives_no_spread_and_the_table_has_a_row_per_setting(finished_r
         (["--sigma", "1,,2"], "an empty item"),
         (["--drift-time", "1 fortnight"], "not a duration"),
         (["--drift-time", "1h"], "does not drift"),
+        (["--models", "studnt"], "'studnt': no such model; the models are teacher, student, pruned (did you mean 'student'?)"),
     ],
 )
 def test_bad_settings_are_refused_with_exit_code_2(args, expected):

@@ -56,7 +56,7 @@ def hidden_sizes(path: Path) -> list[int]:
 def test_export_has_one_native_lstm_node_per_head_direction_and_block(exported):
     graph = onnx.load(str(exported.path))
     ops = {node.op_type for node in graph.graph.node}
-    assert exported.lstm_nodes == LSTMS == sum(node.op_type == "LSTM" for node in graph.graph.node)
+    assert exported.recurrent_nodes["LSTM"] == LSTMS == sum(node.op_type == "LSTM" for node in graph.graph.node)
     assert not ops & {"Loop", "Scan"}
     assert graph.opset_import[0].version == exported.opset == 17
 
@@ -79,7 +79,7 @@ def test_one_file_takes_any_batch(models, exported, batch):
 def test_uneven_pruned_student_exports_and_matches(models, tmp_path):
     student = pruned(models.student)
     result = export_onnx(student, models.input_size, tmp_path / "pruned.onnx")
-    assert result.lstm_nodes == LSTMS and result.max_abs_diff <= 1e-4
+    assert result.recurrent_nodes["LSTM"] == LSTMS and result.max_abs_diff <= 1e-4
     assert hidden_sizes(result.path) == [3, 5] + [16] * (LSTMS - 2)
 
 
@@ -126,6 +126,15 @@ def test_cli_writes_the_file_and_reports_it(recipe, tmp_path):
     result = runner.invoke(app, ["export", str(recipe), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0 and f"{LSTMS} LSTM nodes" in result.output
+
+
+def test_cli_reports_a_gru_students_nodes_as_gru(tmp_path):
+    data = recipe_data()
+    data["rewrites"][0]["substitute"], data["rewrites"][0]["params"] = "bigru", {}
+    out = tmp_path / "far.onnx"
+    result = runner.invoke(app, ["export", str(write_recipe(tmp_path, data)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{LSTMS} GRU nodes" in result.output and "LSTM" not in result.output
 
 
 def test_cli_refuses_to_overwrite_without_force(recipe, tmp_path):

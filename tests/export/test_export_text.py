@@ -74,7 +74,7 @@ def test_the_export_is_the_sentence_embedding_dynamic_in_batch_and_sequence(expo
 
 def test_one_native_lstm_node_per_layer_head_and_direction_and_no_loops(exported):
     ops = [node.op_type for node in onnx.load(str(exported.path)).graph.node]
-    assert exported.lstm_nodes == LSTMS == ops.count("LSTM")
+    assert exported.recurrent_nodes["LSTM"] == LSTMS == ops.count("LSTM")
     assert not set(ops) & {"Loop", "Scan"}
     assert exported.max_abs_diff <= 1e-4
 
@@ -110,7 +110,7 @@ def test_a_parity_failure_of_a_text_export_is_an_error(models, exported):
 
 def test_the_teacher_exports_too(models, tmp_path):
     result = export_onnx(models.teacher, models.input_size, tmp_path / "bert.onnx")
-    assert result.lstm_nodes == 0 and result.max_abs_diff <= 1e-4
+    assert result.recurrent_nodes["LSTM"] == 0 and result.max_abs_diff <= 1e-4
 
 
 def test_sequence_latency_gives_a_positive_median_per_length_and_leaves_the_model_alone(models, tmp_path):

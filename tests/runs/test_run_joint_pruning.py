@@ -56,7 +56,7 @@ def test_the_shrunk_student_runs_and_exports(joint_run: RunDir, tmp_path: Path):
     assert [set(unit_counts(module).values()) for module in prunable_modules(student).values()] == [{1}, {1}]
     assert student(torch.randn(3, 1, 8, 8)).shape == (3, 10)
     exported = export_onnx(student, (1, 8, 8), tmp_path / "joint.onnx")
-    assert exported.lstm_nodes == 2 * 2 * 2 and exported.max_abs_diff <= 1e-4
+    assert exported.recurrent_nodes["LSTM"] == 2 * 2 * 2 and exported.max_abs_diff <= 1e-4
 
 
 def test_distillation_without_a_hoyer_weight_is_unchanged(finished_run):
