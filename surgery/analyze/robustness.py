@@ -184,11 +184,21 @@ def run_models(run: RunDir) -> tuple[dict[str, nn.Module], dict[str, str]]:
     return models, missing
 
 
-def _only(models: dict[str, nn.Module], missing: dict[str, str], names: Sequence[str]) -> tuple[dict[str, nn.Module], dict[str, str]]:
+def model_names(names: Sequence[str]) -> list[str]:
+    """`names` checked against the report rows a run can have.
+
+    Raises:
+        SurgeryError: a name is no report row (with the closest one).
+    """
     for name in names:
         if name not in ROWS:
             close = difflib.get_close_matches(name, ROWS, n=1)
             raise SurgeryError(f"{name!r}: no such model; the models are {', '.join(ROWS)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return list(names)
+
+
+def _only(models: dict[str, nn.Module], missing: dict[str, str], names: Sequence[str]) -> tuple[dict[str, nn.Module], dict[str, str]]:
+    for name in model_names(names):
         if name in missing:
             raise SurgeryError(f"no {name} to measure: {missing[name]}")
     return {name: model for name, model in models.items() if name in names}, {}

@@ -60,17 +60,17 @@ def robustness(
     device with programming noise and drift: top-1, and block fidelity (cosine of each replaced block's output to the
     clean teacher's). The first row is the ideal device (the clean models). A recipe names its run at runs/<name>, and
     its hardware section (with --set) is the device."""
-    from surgery.analyze.robustness import measure_robustness, parse_duration, sweep
+    from surgery.analyze.robustness import measure_robustness, model_names, parse_duration, sweep
     from surgery.analyze.robustness_plot import plot_robustness
     from surgery.recipe.hardware import resolve_hardware
     from surgery.targets import resolve_target
 
     sigmas, times = _sigmas(sigma), [parse_duration(text) for text in _items(drift_time)] if drift_time is not None else []
+    only = model_names(_items(models)) if models is not None else None
     resolved = resolve_target(target, overrides, accepts=("run", "recipe"))
     device = resolve_hardware(resolved.recipe)[0]
     policies = ("write", "digital") if policy == "both" else (policy or resolved.recipe.hardware.policy,)
     settings = sweep(device, policies, sigmas, times, drift_nu)
-    only = _items(models) if models is not None else None
     result = measure_robustness(_run_of(resolved), device, settings, seeds, images=images, only=only, progress=_progress(seeds))
     for name, why in result.missing.items():
         stderr.print(f"no {name}: {why}", style="yellow", highlight=False)

@@ -78,9 +78,9 @@ def test_a_run_from_before_rows_were_kept_reports_why_its_student_is_missing(run
 
 
 @pytest.mark.slow
-def test_programming_noise_spreads_top1_over_seeds_and_a_plot_is_written(swept):
+def test_programming_noise_spreads_fidelity_over_seeds_and_a_plot_is_written(swept):
     report, _, plot = swept
-    assert all(report[name][2]["top1_std"] > 0 for name in ("teacher", "student", "pruned"))
+    assert all(report[name][2]["fidelity_std"] > 0 for name in ("teacher", "student", "pruned"))  # top-1 on 40 images may tie
     assert plot.stat().st_size > 0 and not list(plot.parent.glob(".*"))  # written whole, no staging file left
 
 
