@@ -148,9 +148,9 @@ def measure_robustness(
         >>> measure_robustness(RunDir(Path("runs/quickstart")), device, settings, seeds=3).to_json()["pruned"]  # doctest: +SKIP
     """
     models, missing = run_models(run)
+    teacher = models["teacher"] if "teacher" in models else load_run(run.root, "teacher").eval()  # the fidelity reference
     if only is not None:
         models, missing = _only(models, missing, only)
-    teacher = load_run(run.root, "teacher").eval()
     blocks = block_paths(site.path for site in SurgeryRecord.from_json(read_json(run.record, "a surgery record"), run.record).sites)
     loader = validation_loader(run, teacher, batch_size, images)
     measured = {}
