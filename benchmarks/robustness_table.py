@@ -15,14 +15,14 @@ import argparse
 import json
 from pathlib import Path
 
+from surgery.analyze.robustness import Setting
+
 MODELS = ("teacher", "student", "pruned")
 
 
 def label(setting: dict) -> str:
-    if setting["ideal"]:
-        return "ideal device"
-    drift = f", t = {_duration(setting['time_s'])}" if setting["time_s"] > 0 else ""
-    return f"{setting['policy']}, σ = {100 * setting['programming_sigma']:g} %{drift}"
+    """The setting as `surgery robustness` prints it."""
+    return Setting(**setting).label()
 
 
 def table(report: dict) -> str:
@@ -61,13 +61,6 @@ def _cell(summary: dict, metric: str, form: str) -> str:
         return ""
     std = summary[f"{metric}_std"]
     return form.format(summary[f"{metric}_mean"]) + (f" ± {form.format(std)}" if std is not None else "")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("y", 365.25 * 86400), ("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if seconds >= size:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} s"
 
 
 def main() -> None:
