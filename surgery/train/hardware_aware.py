@@ -29,10 +29,11 @@ class ProgrammedWeights:
     def __init__(self, model: nn.Module, device: Device, example: torch.Tensor) -> None:
         self.device = device
         was_training = model.training
-        self.views = crossbar_weights(model.eval(), device, example)
+        views = crossbar_weights(model.eval(), device, example)
         model.train(was_training)
         tensors = dict(chain(model.named_parameters(), model.named_buffers()))
-        self.weights: dict[str, tuple[torch.Tensor, MatrixView]] = {name: (tensors[name], view) for name, view in self.views.items()}
+        self.weights: dict[str, tuple[torch.Tensor, MatrixView]] = {name: (tensors[name], view) for name, view in views.items()}
+        """Each weight the device programs, by name, with the view of it that is programmed."""
 
     @contextmanager
     def __call__(self) -> Iterator[None]:

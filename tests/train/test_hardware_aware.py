@@ -47,7 +47,7 @@ def test_inside_a_step_weights_are_programmed_and_afterwards_exactly_clean(stude
         inside = {name: p.detach().clone() for name, p in model.named_parameters()}
     for name, value in clean.items():
         assert torch.equal(dict(model.named_parameters())[name], value)
-        if name in programmed.views:
+        if name in programmed.weights:
             relative = ((inside[name] - value).norm() / value.norm()).item()
             assert 1e-3 < relative < 0.2, name  # 5 % per cell, spread over the slices of each 16-bit value
         else:
