@@ -13,7 +13,7 @@ import difflib
 import re
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from pydantic import ValidationError
@@ -210,7 +210,7 @@ class _Sampler:
     def __init__(self, model: nn.Module, teacher: nn.Module, blocks: list[str], loader: DataLoader, device: Device, report: Callable) -> None:
         self.model, self.teacher, self.blocks, self.loader, self.device, self.report = model, teacher, blocks, loader, device, report
         self.runs_products: bool | None = None  # known after the first measurement
-        self.done: dict[tuple, Measured] = {}
+        self.done: dict[tuple[Setting, int], Measured] = {}
 
     def measure(self, setting: Setting, seed: int) -> Measured:
         device = setting.device(self.device)
@@ -223,11 +223,10 @@ class _Sampler:
         self.report(setting, seed, self.done[key])
         return self.done[key]
 
-    def _key(self, setting: Setting, seed: int) -> tuple:
+    def _key(self, setting: Setting, seed: int) -> tuple[Setting, int]:
         """What determines a measurement: the setting and seed, without the policy once the model is known to run no
         product the policy governs."""
-        policy = None if self.runs_products is False else setting.policy
-        return (policy, setting.ideal, setting.programming_sigma, setting.drift_nu, setting.time_s, seed)
+        return (replace(setting, policy=None) if self.runs_products is False else setting), seed
 
 
 @torch.no_grad()
