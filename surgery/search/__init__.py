@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from surgery.search.mix_recipe import mix_recipe, write_mix_recipe
 from surgery.search.solver import Mix, Option, choose, pareto_front
 
-__all__ = ["Mix", "Option", "choose", "pareto_front"]
+__all__ = ["Mix", "Option", "choose", "mix_recipe", "pareto_front", "write_mix_recipe"]
