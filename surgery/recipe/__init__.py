@@ -12,11 +12,11 @@ from surgery.recipe.schema import (
     ModelSpec,
     Recipe,
     Rewrite,
-    Selector,
-    SparsityCriterion,
     recipe_json_schema,
     recipe_json_schema_text,
 )
+from surgery.recipe.search import METRICS, Budget, Candidate, Limit, Metric, PredictorSpec, Search, Substitution
+from surgery.recipe.selector import Selector, SparsityCriterion
 from surgery.recipe.stages import (
     TEACHER_STAGES,
     DistillStage,
@@ -34,6 +34,8 @@ from surgery.recipe.stages import (
 from surgery.recipe.tree import KeyPath
 
 __all__ = [
+    "Budget",
+    "Candidate",
     "Data",
     "DigitsData",
     "DistillStage",
@@ -47,13 +49,19 @@ __all__ = [
     "HardwareSpec",
     "KDSpec",
     "KeyPath",
+    "Limit",
+    "METRICS",
+    "Metric",
     "ModelSpec",
+    "PredictorSpec",
     "PruneStage",
     "Recipe",
     "Rewrite",
+    "Search",
     "Selector",
     "SparsityCriterion",
     "Stage",
+    "Substitution",
     "TEACHER_STAGES",
     "SyntheticData",
     "TrainingNoise",

@@ -8,7 +8,7 @@ A transformers model's name (a directory, a hub id or the packaged alias) is che
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from surgery.errors import Problem, RecipeError
 from surgery.recipe.data import WikiData
@@ -16,6 +16,7 @@ from surgery.recipe.hardware import hardware_problems
 from surgery.recipe.problems import did_you_mean
 from surgery.recipe.schema import Recipe, Rewrite
 from surgery.recipe.stages import DistillStage, EvaluateStage, FinetuneStage, FitStage, HaltStage, Stage
+from surgery.recipe.tree import KeyPath
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -30,6 +31,7 @@ def check_recipe(recipe: Recipe) -> None:
     problems = [*_model_problems(recipe)]
     for index, rewrite in enumerate(recipe.rewrites):
         problems += _rewrite_problems(recipe, index, rewrite)
+    problems += _search_problems(recipe)
     problems += hardware_problems(recipe)
     if problems:
         raise RecipeError(problems)
@@ -94,21 +96,40 @@ def _is_timm_model(name: str) -> bool:
 
 
 def _rewrite_problems(recipe: Recipe, index: int, rewrite: Rewrite) -> Iterator[Problem]:
+    yield from _substitute_problems(recipe, ("rewrites", index), rewrite.substitute, rewrite.params)
+
+
+def _search_problems(recipe: Recipe) -> Iterator[Problem]:
+    """Each searched substitute is checked as a rewrite's is; keep ratios only where there are hidden units to prune."""
+    from far_modules import Prunable, get_substitute
+
+    for index, candidate in enumerate(recipe.search.candidates if recipe.search else []):
+        if isinstance(candidate, str):
+            continue
+        where = ("search", "candidates", index)
+        problems = list(_substitute_problems(recipe, where, candidate.substitute, candidate.params))
+        yield from problems
+        if not problems and candidate.keep_ratios and not issubclass(get_substitute(candidate.substitute), Prunable):
+            message = f"{candidate.substitute} has no hidden units to prune; drop keep_ratios"
+            yield Problem(recipe.location_of((*where, "keep_ratios")), f"{_dotted(where)}.keep_ratios: {message}")
+
+
+def _substitute_problems(recipe: Recipe, where: KeyPath, substitute: str, params: Mapping[str, object]) -> Iterator[Problem]:
+    """An unknown substitute (with its close names), or options its from_site does not take."""
     from far_modules import substitute_options
     from far_modules.registry import UnknownNameError
 
     try:
-        options = substitute_options(rewrite.substitute)
+        options = substitute_options(substitute)
     except UnknownNameError as error:
-        yield Problem(recipe.location_of(("rewrites", index, "substitute")), f"rewrites.{index}.substitute: {error}")
+        yield Problem(recipe.location_of((*where, "substitute")), f"{_dotted(where)}.substitute: {error}")
         return
-    for key in rewrite.params:
-        if key not in options:
-            place = recipe.location_of(("rewrites", index, "params", key))
-            yield Problem(place, _unknown_option(rewrite, index, key, options))
-
-
-def _unknown_option(rewrite: Rewrite, index: int, key: str, options: dict[str, object]) -> str:
     accepted = ", ".join(options) or "none"
-    hint = did_you_mean(key, list(options))
-    return f"rewrites.{index}.params.{key}: {rewrite.substitute} takes no option {key!r}{hint}; accepted: {accepted}"
+    for key in params:
+        if key not in options:
+            message = f"{substitute} takes no option {key!r}{did_you_mean(key, list(options))}; accepted: {accepted}"
+            yield Problem(recipe.location_of((*where, "params", key)), f"{_dotted(where)}.params.{key}: {message}")
+
+
+def _dotted(where: KeyPath) -> str:
+    return ".".join(map(str, where))

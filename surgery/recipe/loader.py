@@ -220,4 +220,6 @@ def dump_recipe(recipe: Recipe) -> str:
     data = recipe.model_dump(mode="json", by_alias=True, exclude={"extends"})
     if recipe.model.from_run is None:  # as written before transfers existed: --resume compares this text
         del data["model"]["from_run"], data["model"]["use"]
+    if recipe.search is None:  # likewise, as written before searches existed
+        del data["search"]
     return yaml.safe_dump(data, sort_keys=False)

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, JsonValue, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, JsonValue, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from surgery.errors import Location
 from surgery.recipe.data import Data
-from surgery.recipe.ranges import parse_layers
+from surgery.recipe.search import Search
+from surgery.recipe.selector import Selector
 from surgery.recipe.stages import HaltingGate, Stage
 from surgery.recipe.strict import StrictModel
 from surgery.recipe.tree import KeyPath, Locations, nearest_location
@@ -71,53 +72,6 @@ class ModelSpec(StrictModel):
         return self
 
 
-class SparsityCriterion(StrictModel):
-    """Keep the densest sites as attention and replace the rest, by attention sparsity measured on validation data.
-
-    "From Sparsity to Simplicity": layers whose attention rows are sparse lose least when replaced.
-    """
-
-    metric: Literal["entropy", "top_mass", "hoyer"] = "entropy"
-    """How sparsity is measured (see `surgery analyze`): low entropy, high top mass or high Hoyer is sparse."""
-    keep_dense: int | float = Field(ge=0)
-    """Sites left as attention, densest first: a count (2) or a fraction of the matched sites (0.5)."""
-
-    @field_validator("keep_dense")
-    @classmethod
-    def _valid_share(cls, keep: int | float) -> int | float:
-        if isinstance(keep, float) and not keep < 1:
-            raise ValueError(f"a fraction must be below 1 (a count is an integer), got {keep}")
-        return keep
-
-
-class Selector(StrictModel):
-    """Which attention sites a rewrite applies to.
-
-    Criteria inside one selector are AND-ed; when several rewrites select the
-    same site, the last one wins.
-    """
-
-    model_config = ConfigDict(validate_by_name=True)
-
-    path: str | list[str] = "*"
-    """fnmatch globs on the site's module path; a site matches if any glob does."""
-    class_: str | list[str] | None = Field(None, alias="class")
-    """Class name of the site's module, exact or glob; none accepts any class."""
-    layers: str | list[int] | None = None
-    """Indices of sites in graph order: "0-5,8" or a list of ints; none accepts all."""
-    exclude: list[str] = []
-    """Globs on the module path removed after every other criterion."""
-    sparsity: SparsityCriterion | None = None
-    """Among the sites the other criteria match, replace only the sparsest (measured when `surgery apply` reaches the rewrite)."""
-
-    @field_validator("layers")
-    @classmethod
-    def _valid_layers(cls, layers: str | list[int] | None) -> str | list[int] | None:
-        if layers is not None:
-            parse_layers(layers)
-        return layers
-
-
 class Rewrite(StrictModel):
     """Replace the selected sites with a registered substitute."""
 
@@ -168,6 +122,8 @@ class Recipe(StrictModel):
     """Seed of every random number generator."""
     model: ModelSpec
     """The teacher."""
+    search: Search | None = None
+    """Rewrites chosen per site under a cost budget by `surgery search`, instead of written; none writes them."""
     rewrites: list[Rewrite] = Field([], validate_default=True)
     """Site replacements, applied in order."""
     stages: list[Stage] = []
@@ -185,8 +141,15 @@ class Recipe(StrictModel):
     @classmethod
     def _something_to_rewrite(cls, rewrites: list[Rewrite], info: ValidationInfo) -> list[Rewrite]:
         model = info.data.get("model")
-        if not rewrites and (model is None or model.from_run is None):
-            raise ValueError("give at least one rewrite; only a model from a finished run (model.from_run) may be trained as it is")
+        if "search" not in info.data:  # an invalid search says what is wrong with it
+            return rewrites
+        if info.data["search"] is not None and rewrites:
+            raise ValueError(
+                "a search chooses the rewrites itself; drop rewrites (`rewrites: []` over a base recipe's; "
+                "a student from_run brings its own: search its teacher, model.use: teacher)"
+            )
+        if not rewrites and info.data["search"] is None and (model is None or model.from_run is None):
+            raise ValueError("give at least one rewrite, or a search; only a model from a finished run (model.from_run) may be trained as it is")
         return rewrites
 
     @model_validator(mode="after")

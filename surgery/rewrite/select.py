@@ -13,7 +13,8 @@ from fnmatch import fnmatchcase
 from surgery.detect.sites import Site
 from surgery.errors import SurgeryError
 from surgery.recipe.ranges import parse_layers
-from surgery.recipe.schema import Rewrite, Selector, SparsityCriterion
+from surgery.recipe.schema import Rewrite
+from surgery.recipe.selector import Selector, SparsityCriterion
 
 
 class EmptySelection(SurgeryError):

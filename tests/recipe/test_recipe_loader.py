@@ -58,7 +58,7 @@ def test_unknown_nested_key_is_located_with_suggestion(tmp_path: Path) -> None:
 def test_unknown_top_level_key_lists_allowed_keys(tmp_path: Path) -> None:
     [problem] = problems_of(write(tmp_path, "r.yaml", MINIMAL + "stagez: []\n"))
     assert ":6:1: stagez: unknown key 'stagez' (did you mean 'stages'?)" in problem
-    assert "allowed: data, export, extends, hardware, model, name, rewrites, seed, stages" in problem
+    assert "allowed: data, export, extends, hardware, model, name, rewrites, search, seed, stages" in problem
 
 
 def test_wrong_type_is_located_at_the_key(tmp_path: Path) -> None:

@@ -1,0 +1,51 @@
+"""A chosen mix written as a plain recipe: one rewrite per replaced site, which `surgery apply` runs and a human can diff."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from surgery.errors import SurgeryError
+from surgery.recipe import Candidate, Recipe, dump_recipe, recipe_from_data
+
+
+def mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], name: str | None = None) -> Recipe:
+    """`recipe` without its search, rewriting each site of `mix` (site path -> candidate) that does not keep attention.
+
+    Each rewrite selects its site by exact path, so the order of rewrites does not matter and a site no adapter
+    fits is refused by `plan`, not skipped. The model, data, stages and hardware stay as they were.
+
+    Raises:
+        SurgeryError: every site keeps attention (the mix is the teacher), or a candidate still lists keep ratios.
+        RecipeError: the result is not a valid recipe (`name` is no folder name).
+
+    Example:
+        >>> from surgery.recipe import Substitution, recipe_from_data
+        >>> search = {"candidates": ["keep", {"substitute": "conv"}], "budget": {"energy": "0.8x"}}
+        >>> searched = recipe_from_data({"name": "r", "model": {"name": "deit_tiny_patch16_224"}, "search": search})
+        >>> written = mix_recipe(searched, {"blocks.0.attn": "keep", "blocks.1.attn": Substitution(substitute="conv")})
+        >>> written.name, [(rewrite.select.path, rewrite.substitute) for rewrite in written.rewrites]
+        ('r_search', [('blocks.1.attn', 'conv')])
+    """
+    rewrites = [_rewrite(path, candidate) for path, candidate in mix.items() if candidate != "keep"]
+    if not rewrites:
+        raise SurgeryError("every site of the mix keeps its attention: that is the teacher, with nothing to rewrite")
+    data = recipe.model_dump(mode="json", by_alias=True, exclude={"extends", "search"})
+    return recipe_from_data({**data, "name": name or f"{recipe.name}_search", "rewrites": rewrites})
+
+
+def write_mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], folder: Path, name: str | None = None) -> Path:
+    """Writes `mix_recipe` whole (extends resolved, defaults filled in) as `folder/<name>.yaml`, atomically; returns its path."""
+    from surgery.train.checkpoint import write_text_atomic  # torch comes with it: only when a file is written
+
+    written = mix_recipe(recipe, mix, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{written.name}.yaml"
+    write_text_atomic(path, dump_recipe(written))
+    return path
+
+
+def _rewrite(path: str, candidate: Candidate) -> dict[str, object]:
+    if candidate.keep_ratios is not None:
+        raise SurgeryError(f"site {path}: {candidate.substitute} with keep ratios {candidate.keep_ratios} is a set of options; give the one chosen as its params")
+    return {"select": {"path": path}, "substitute": candidate.substitute, "params": dict(candidate.params)}
