@@ -22,6 +22,7 @@ from surgery.cli.inspect_cmd import inspect
 from surgery.cli.plan_cmd import plan
 from surgery.cli.robustness_cmd import robustness
 from surgery.cli.schema_cmd import schema
+from surgery.cli.search_cmd import search
 from surgery.cli.validate_cmd import validate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
@@ -40,6 +41,7 @@ app.command()(analyze)
 app.command()(plan)
 app.command()(cost)
 app.command()(robustness)
+app.command()(search)
 app.command()(export)
 app.command("bench")(bench_command)
 app.command()(validate)

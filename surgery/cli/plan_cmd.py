@@ -20,9 +20,12 @@ def plan(
     """Trace, detect, select and rewrite without training or weights; print what changes, in counts and hardware cost."""
     from surgery.cli.render import cost_tables, plan_table, totals_table
     from surgery.measure.summary import summarize_recipe
+    from surgery.recipe.check import refuse_search
     from surgery.targets import resolve_target
 
-    summary = summarize_recipe(resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe, device)
+    loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
+    refuse_search(loaded, "plan")
+    summary = summarize_recipe(loaded, device)
     warn_skipped(summary.skipped)
     if as_json:
         print_json(summary.to_json())

@@ -83,3 +83,21 @@ def _text_table(title: str, columns: Row, rows: list[Row]) -> Table:
 
 def _arrow(before: int, after: int, scale: float) -> str:
     return f"{before / scale:.3f}→{after / scale:.3f}"
+
+
+def search_table(report: dict[str, Any]) -> Table:
+    """The front of `SearchResult.to_json()`, cheapest first, then each uniform choice; the chosen mix starred."""
+    from surgery.recipe import METRIC_UNITS
+
+    axis, sites = report["axis"], list(report["sites"])
+    unit, scale = METRIC_UNITS[axis]
+    title = f"search front: predicted loss against {axis} (budget {report['budget'][axis] * scale:.4g} {unit}, teacher {report['teacher']['cost'][axis] * scale:.4g})"
+    table = Table(box=box.SIMPLE_HEAD, title=title)
+    for column in ("", f"{axis} ({unit})", "predicted", *sites):
+        table.add_column(column, justify="left" if column in ("", *sites) else "right", no_wrap=True)
+    chosen = report["chosen"]["sites"]
+    rows = [("★" if mix["sites"] == chosen else "", mix) for mix in report["front"]]
+    rows += [(f"all {label}" + ("" if mix["fits"] else " (over)"), mix) for label, mix in report["uniform"].items()]
+    for mark, mix in rows:
+        table.add_row(mark, f"{mix['cost'][axis] * scale:.4g}", f"{mix['predicted']:.4f}", *(mix["sites"][path] for path in sites))
+    return table

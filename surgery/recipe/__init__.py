@@ -15,7 +15,7 @@ from surgery.recipe.schema import (
     recipe_json_schema,
     recipe_json_schema_text,
 )
-from surgery.recipe.search import METRICS, Budget, Candidate, Limit, Metric, PredictorSpec, Search, Substitution
+from surgery.recipe.search import METRIC_UNITS, METRICS, Budget, Candidate, Limit, Metric, PredictorSpec, Search, Substitution
 from surgery.recipe.selector import Selector, SparsityCriterion
 from surgery.recipe.stages import (
     TEACHER_STAGES,
@@ -51,6 +51,7 @@ __all__ = [
     "KeyPath",
     "Limit",
     "METRICS",
+    "METRIC_UNITS",
     "Metric",
     "ModelSpec",
     "PredictorSpec",

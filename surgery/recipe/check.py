@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from surgery.errors import Problem, RecipeError
+from surgery.errors import Problem, RecipeError, SurgeryError
 from surgery.recipe.data import WikiData
 from surgery.recipe.hardware import hardware_problems
 from surgery.recipe.problems import did_you_mean
@@ -35,6 +35,20 @@ def check_recipe(recipe: Recipe) -> None:
     problems += hardware_problems(recipe)
     if problems:
         raise RecipeError(problems)
+
+
+def refuse_search(recipe: Recipe, command: str) -> None:
+    """A recipe with a search section says what to search, not what to rewrite: `command` would drop the search unseen.
+
+    Raises:
+        SurgeryError: at the search section, saying how to search and apply the mix.
+    """
+    if recipe.search is None:
+        return
+    where = recipe.location_of(("search",))
+    message = (f"recipe {recipe.name!r} has a search section, which {command} does not run: run `surgery search RECIPE --out DIR`, "
+               f"then `surgery {command} DIR/{recipe.name}_mix.yaml` (the chosen mix as plain rewrites)")
+    raise SurgeryError(f"{where}: {message}" if where else message)
 
 
 def _model_problems(recipe: Recipe) -> Iterator[Problem]:

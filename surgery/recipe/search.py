@@ -19,6 +19,10 @@ from surgery.recipe.strict import StrictModel
 Metric = Literal["energy", "reram_latency", "cpu_latency", "params", "macs"]
 """A cost a budget may bound: ReRAM energy (J), ReRAM latency (s), CPU latency (s), parameters, multiply-accumulates."""
 METRICS: tuple[Metric, ...] = ("energy", "reram_latency", "cpu_latency", "params", "macs")
+METRIC_UNITS: dict[Metric, tuple[str, float]] = {
+    "energy": ("µJ", 1e6), "reram_latency": ("µs", 1e6), "cpu_latency": ("ms", 1e3), "params": ("M", 1e-6), "macs": ("M", 1e-6),
+}
+"""How reports show each metric: (unit, factor from the SI amount)."""
 
 _RATIO = re.compile(r"^\s*([^\s]+?)\s*x\s*$")
 

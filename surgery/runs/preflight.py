@@ -21,6 +21,7 @@ from surgery.data import check_folders, per_rank_batch, train_size
 from surgery.errors import FieldError, SurgeryError
 from surgery.models import input_size, recipe_model, sequence_length, takes_tokens
 from surgery.recipe import DistillStage, EvaluateStage, FolderData, HaltStage, Recipe, Stage, TrainingStage, WikiData, check_recipe
+from surgery.recipe.check import refuse_search
 from surgery.rewrite.plan import plan
 from surgery.runs.halting import halting_gate, restore_halting
 from surgery.runs.head import fit_head
@@ -44,6 +45,7 @@ def preflight(recipe: Recipe, out: Path | None, *, resume: bool = False, force: 
     """
     checked = []
     check_recipe(recipe)
+    refuse_search(recipe, "apply")
     check_stage_order(recipe)
     checked.append(f"recipe {recipe.name!r}: schema, registries, substitute options, {len(recipe.stages)} stages in a valid order")
     if any(isinstance(stage, TrainingStage) for stage in recipe.stages):

@@ -9,11 +9,13 @@ from surgery.errors import SurgeryError
 from surgery.recipe import Candidate, Recipe, dump_recipe, recipe_from_data
 
 
-def mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], name: str | None = None) -> Recipe:
+def mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], name: str | None = None, *, trainable: bool = True) -> Recipe:
     """`recipe` without its search, rewriting each site of `mix` (site path -> candidate) that does not keep attention.
 
     Each rewrite selects its site by exact path, so the order of rewrites does not matter and a site no adapter
-    fits is refused by `plan`, not skipped. The model, data, stages and hardware stay as they were.
+    fits is refused by `plan`, not skipped. The model, data and hardware stay as they were, and so do the stages
+    but those the mix cannot run, which `surgery apply` would refuse: prune stages when no substitute of the mix is
+    prunable, distill stages when none has parameters (`trainable` false: every replaced site drops its attention).
 
     Raises:
         SurgeryError: every site keeps attention (the mix is the teacher), or a candidate still lists keep ratios.
@@ -25,20 +27,26 @@ def mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], name: str | None = 
         >>> searched = recipe_from_data({"name": "r", "model": {"name": "deit_tiny_patch16_224"}, "search": search})
         >>> written = mix_recipe(searched, {"blocks.0.attn": "keep", "blocks.1.attn": Substitution(substitute="conv")})
         >>> written.name, [(rewrite.select.path, rewrite.substitute) for rewrite in written.rewrites]
-        ('r_search', [('blocks.1.attn', 'conv')])
+        ('r_mix', [('blocks.1.attn', 'conv')])
     """
+    from far_modules import Prunable, get_substitute  # torch comes with the registry: only when a mix is made
+
     rewrites = [_rewrite(path, candidate) for path, candidate in mix.items() if candidate != "keep"]
     if not rewrites:
         raise SurgeryError("every site of the mix keeps its attention: that is the teacher, with nothing to rewrite")
+    prunable = any(issubclass(get_substitute(rewrite["substitute"]), Prunable) for rewrite in rewrites)
+    unrunnable = {"prune"} if not prunable else set()
+    unrunnable |= {"distill"} if not trainable else set()
     data = recipe.model_dump(mode="json", by_alias=True, exclude={"extends", "search"})
-    return recipe_from_data({**data, "name": name or f"{recipe.name}_search", "rewrites": rewrites})
+    stages = [stage for stage in data["stages"] if stage["kind"] not in unrunnable]
+    return recipe_from_data({**data, "name": name or f"{recipe.name}_mix", "rewrites": rewrites, "stages": stages})
 
 
-def write_mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], folder: Path, name: str | None = None) -> Path:
+def write_mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], folder: Path, name: str | None = None, *, trainable: bool = True) -> Path:
     """Writes `mix_recipe` whole (extends resolved, defaults filled in) as `folder/<name>.yaml`, atomically; returns its path."""
     from surgery.train.checkpoint import write_text_atomic  # torch comes with it: only when a file is written
 
-    written = mix_recipe(recipe, mix, name)
+    written = mix_recipe(recipe, mix, name, trainable=trainable)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{written.name}.yaml"
     write_text_atomic(path, dump_recipe(written))

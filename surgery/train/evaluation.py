@@ -78,7 +78,7 @@ def block_cosines(got: Blocks, wanted: Blocks, padding: torch.Tensor | None) -> 
     that are not padding), and how many tokens that is."""
     totals = torch.zeros(len(got.paths), 2, dtype=torch.float64)
     for row, block in enumerate(got.paths):
-        cosine = F.cosine_similarity(_first(got.outputs[block]), _first(wanted.outputs[block]), dim=-1)
+        cosine = F.cosine_similarity(first_tensor(got.outputs[block]), first_tensor(wanted.outputs[block]), dim=-1)
         mask = shared_tokens(block, padding, wanted.masks, got.masks)
         weights = mask.to(cosine.dtype) if mask is not None and cosine.shape == mask.shape else torch.ones_like(cosine)
         totals[row] = torch.tensor([(cosine * weights).sum().item(), weights.sum().item()], dtype=torch.float64)
@@ -116,7 +116,7 @@ def tokens_run(model: nn.Module, loader: DataLoader, ctx: DistContext) -> float 
     return share / max(images, 1)
 
 
-def _first(output: object) -> torch.Tensor:
+def first_tensor(output: object) -> torch.Tensor:
     """A block's output tensor; blocks returning a tuple (Hugging Face attention: output, weights) give their first."""
     return next(leaf for leaf in tree_leaves(output) if isinstance(leaf, torch.Tensor))
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from surgery.errors import RecipeError, SurgeryError
-from surgery.recipe import Recipe, Substitution, check_recipe, load_recipe
+from surgery.recipe import PruneStage, Recipe, Substitution, check_recipe, load_recipe
 from surgery.search import mix_recipe, write_mix_recipe
 from tests.cli.cli_helpers import invoke
 
@@ -48,7 +48,7 @@ def searched(tmp_path: Path) -> Recipe:
 
 def test_the_mix_becomes_one_rewrite_per_replaced_site(searched: Recipe) -> None:
     written = mix_recipe(searched, MIX)
-    assert written.search is None and written.name == "tiny_search"
+    assert written.search is None and written.name == "tiny_mix"
     assert [(r.select.path, r.substitute, r.params) for r in written.rewrites] == [
         ("blocks.1.attn", "conv", {}),
         ("blocks.2.attn", "bilstm", {"init": "attention"}),
@@ -65,6 +65,15 @@ def test_the_written_file_is_self_contained_and_reads_back_the_same(searched: Re
     check_recipe(loaded)
     assert loaded.model_dump() == mix_recipe(searched, MIX, "tiny_08x").model_dump()
     assert invoke("validate", path).exit_code == 0
+
+
+def test_stages_a_mix_cannot_run_are_left_out(searched: Recipe) -> None:
+    pruning = searched.model_copy(update={"stages": [*searched.stages, PruneStage(epochs=1, lr=1e-3, hoyer_weight=1.0, threshold=0.5)]})
+    assert [s.kind for s in mix_recipe(pruning, MIX).stages] == ["distill", "finetune", "prune"]  # bilstm prunes
+    convolving = {"blocks.0.attn": Substitution(substitute="conv")}
+    assert [s.kind for s in mix_recipe(pruning, convolving).stages] == ["distill", "finetune"]
+    dropping = {"blocks.0.attn": Substitution(substitute="identity")}
+    assert [s.kind for s in mix_recipe(pruning, dropping, trainable=False).stages] == ["finetune"]
 
 
 def test_a_mix_that_keeps_every_site_is_refused(searched: Recipe) -> None:

@@ -1,0 +1,144 @@
+"""Does `surgery search` predict what training gives? The quickstart searched, then mixes along its front trained for real.
+
+1. `recipes/quickstart_search.yaml` is searched three times into one directory: with its own budget (cold: the
+   teacher is fit, every option priced and distilled), at the ReRAM energy of the all-BiLSTM student, and at 80 % of
+   it (both warm: only the solver runs).
+2. Mixes evenly spaced along the front, both chosen mixes and every uniform choice are written as plain recipes and
+   run with the quickstart's distill, finetune and evaluate stages (the same budget for every mix: pruning, which
+   only the BiLSTMs can, is left out), from the teacher the search fit (the fit stage's output for seed 0), two runs
+   at a time on one thread each.
+3. Spearman's rank correlation between predicted loss and measured top-1 (after distill + finetune) over the front's mixes.
+
+    python -m benchmarks.search_quickstart --out benchmarks/search_quickstart
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+from scipy.stats import spearmanr
+
+from surgery.deploy.machine import machine
+from surgery.recipe import load_recipe
+from surgery.search.driver import CACHE, SearchResult, run_search
+from surgery.search.solver import Mix
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart_search.yaml"
+BILSTM = "bilstm(init=attention)"
+
+
+def searches(folder: Path) -> tuple[dict[str, SearchResult], dict[str, float]]:
+    """The three searches (own budget, all-BiLSTM's energy, 80 % of it) and each one's wall time."""
+    results, wall = {}, {}
+    start = time.perf_counter()
+    results["own"] = run_search(load_recipe(RECIPE), folder, name="own", force=True)
+    wall["own"] = time.perf_counter() - start
+    energy = results["own"].uniform[BILSTM].cost["energy"]
+    for name, limit in (("at_bilstm", energy), ("at_80", 0.8 * energy)):
+        start = time.perf_counter()
+        results[name] = run_search(load_recipe(RECIPE, [f"search.budget.energy={limit!r}"]), folder, name=name, force=True)
+        wall[name] = time.perf_counter() - start
+    return results, wall
+
+
+def mixes_to_train(result: SearchResult, count: int, chosen: dict[str, Mix]) -> dict[str, Mix]:
+    """`count` mixes evenly spaced along the front (cheapest first), the chosen ones and the uniform choices; all-identity
+    is left out, since its distill stage has nothing to train and is refused."""
+    front = result.front
+    picks = sorted({round(i * (len(front) - 1) / (count - 1)) for i in range(count)})
+    mixes = {f"front{index:02d}": front[index] for index in picks}
+    mixes |= {f"chosen_{name}": mix for name, mix in chosen.items()}
+    mixes |= {"all_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_"): mix for label, mix in result.uniform.items()}
+    return {name: mix for name, mix in mixes.items() if set(mix.sites.values()) != {"identity"}}  # nothing to distill: apply refuses
+
+
+def write_recipes(result: SearchResult, mixes: dict[str, Mix], folder: Path, teacher: Path) -> dict[str, Path]:
+    """Each mix as the recipe the search writes, then started from the search's teacher (fit dropped, its weights loaded)
+    and stopped at its first evaluation, after distill and finetune."""
+    paths = {}
+    for name, mix in mixes.items():
+        path = result.write_mix(mix, folder, name)
+        data = yaml.safe_load(path.read_text())
+        data["model"]["checkpoint"] = str(teacher)
+        kinds = [stage["kind"] for stage in data["stages"]]
+        data["stages"] = [stage for stage in data["stages"][: kinds.index("evaluate") + 1] if stage["kind"] != "fit"]
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        paths[name] = path
+    return paths
+
+
+def train(recipes: dict[str, Path], runs: Path, workers: int) -> dict[str, dict]:
+    """`surgery apply` on every recipe, `workers` at a time on one thread each; each run's report."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def apply(item: tuple[str, Path]) -> tuple[str, dict]:
+        name, path = item
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "surgery", "apply", str(path), "--out", str(runs / name), "--force"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        report = json.loads((runs / name / "report.json").read_text())
+        return name, {"student": report["student"]["top1"], "wall_s": time.perf_counter() - start}
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(pool.map(apply, recipes.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/search_quickstart"), help="Writes OUT.json and OUT.md.")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/search_quickstart"))
+    parser.add_argument("--mixes", type=int, default=10, help="Mixes taken along the front.")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    results, wall = searches(args.workdir / "search")
+    chosen = {name: results[name].chosen for name in ("at_bilstm", "at_80")}
+    mixes = mixes_to_train(results["at_bilstm"], args.mixes, chosen)
+    teacher = next((args.workdir / "search" / CACHE).glob("teacher-*.safetensors"))
+    recipes = write_recipes(results["at_bilstm"], mixes, args.workdir / "recipes", teacher)
+    measured = train(recipes, args.workdir / "runs", args.workers)
+    rows = [{"name": name, "sites": mix.sites, "predicted": mix.loss, "energy_j": mix.cost["energy"], **measured[name]} for name, mix in mixes.items()]
+    front = [row for row in rows if row["name"].startswith("front")]
+    rho = spearmanr([row["predicted"] for row in front], [row["student"] for row in front]).statistic
+    report = {
+        "machine": machine(),
+        "search_wall_s": wall,
+        "search_timing": {name: result.timing for name, result in results.items()},
+        "budgets_j": {name: result.budget["energy"] for name, result in results.items()},
+        "spearman_predicted_vs_student_top1": rho,
+        "rows": rows,
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    wall = report["search_wall_s"]
+    lines = [
+        f"CPU: {report['machine']['cpu']} ({report['machine']['isa']}).",
+        "",
+        f"Search wall time: {wall['own']:.1f} s cold (teacher fit, costs, predictor); "
+        f"{wall['at_bilstm']:.1f} s and {wall['at_80']:.1f} s for two more budgets from the cache.",
+        "",
+        f"Spearman ρ (predicted loss, measured student top-1) over the front's mixes: {report['spearman_predicted_vs_student_top1']:+.3f}.",
+        "",
+        "| mix | sites (blocks 0-3) | predicted loss | energy (µJ) | top-1 after distill + finetune (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        sites = ", ".join(row["sites"].values())
+        lines.append(f"| {row['name']} | {sites} | {row['predicted']:.4f} | {row['energy_j'] * 1e6:.2f} | {row['student']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""`surgery search RECIPE --out DIR`: price and predict every option at every searched site, solve, write the mix.
+
+The teacher is trained by the recipe's teacher stages (or built with its weights), each option is priced and
+distilled in a uniform student, and all of it is cached in DIR (`surgery.search.cache`): a second search with
+another budget only solves. The chosen mix is written as DIR/<name>.yaml, a plain recipe for `surgery apply`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from surgery.data import build_loaders
+from surgery.detect.sites import Site
+from surgery.detect.sparsity import METRICS as SPARSITY_METRICS
+from surgery.detect.sparsity import measure_sites
+from surgery.errors import SurgeryError
+from surgery.models import input_size, recipe_model, takes_tokens
+from surgery.recipe import METRICS, TEACHER_STAGES, Candidate, Recipe, Search, check_recipe, recipe_from_data
+from surgery.rewrite.plan import Plan, plan
+from surgery.rewrite.student import build_student
+from surgery.runs.rundir import RunDir
+from surgery.runs.stages import run_stage, stage_label
+from surgery.runs.state import RunState
+from surgery.search.cache import cache_key, read_cached, write_cached
+from surgery.search.costs import CostTable, cost_table
+from surgery.search.mix_recipe import mix_recipe, write_mix_recipe
+from surgery.search.options import SearchOption, mix_candidates, search_options, searched, site_candidate, trains
+from surgery.search.predictor import Losses, predict_losses
+from surgery.search.solver import Mix, Option, choose, pareto_front
+from surgery.train.checkpoint import load_weights_into, save_model_atomic, seed_everything
+from surgery.train.distributed import DistContext
+from surgery.train.metrics import MetricsLog
+
+CACHE = "cache"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A finished search: the front, the chosen mix and the uniform choices, with what every figure came from."""
+
+    recipe: Recipe
+    axis: str
+    budget: dict[str, float]
+    options: list[SearchOption]
+    candidates: dict[str, dict[str, Candidate]]
+    """Site path -> option label -> what the option writes there (keep ratios made hidden sizes)."""
+    trainable: dict[str, bool]
+    """Option label -> whether it has parameters to distill."""
+    costs: CostTable
+    losses: Losses
+    sparsity: dict[str, dict[str, float]] | None
+    front: list[Mix]
+    chosen: Mix
+    recipe_path: Path
+    teacher_top1: float | None
+    timing: dict[str, Any]
+
+    @property
+    def uniform(self) -> dict[str, Mix]:
+        """Every site the same option, for each substitute option: the choices a search must beat."""
+        sites = list(self.costs.sites)
+        return {option.label: self._mix({path: option.label for path in sites}) for option in self.options if not option.keeps}
+
+    def write_mix(self, mix: Mix, folder: Path, name: str) -> Path:
+        """`mix` as a plain recipe, folder/<name>.yaml (`write_mix_recipe`)."""
+        trainable = any(self.trainable[label] for label in mix.sites.values() if label != "keep")
+        return write_mix_recipe(self.recipe, {path: self.candidates[path][label] for path, label in mix.sites.items()}, folder, name, trainable=trainable)
+
+    def dropped_stages(self, mix: Mix) -> list[str]:
+        """The recipe's stages `write_mix` leaves out of `mix`'s recipe, which apply would refuse (`mix_recipe`)."""
+        trainable = any(self.trainable[label] for label in mix.sites.values() if label != "keep")
+        written = mix_recipe(self.recipe, {path: self.candidates[path][label] for path, label in mix.sites.items()}, trainable=trainable)
+        return [stage_label(stage, index) for index, stage in enumerate(self.recipe.stages) if stage not in written.stages]
+
+    def fits(self, mix: Mix) -> bool:
+        return all(mix.cost[metric] <= limit * (1 + 1e-9) for metric, limit in self.budget.items())
+
+    def _mix(self, sites: dict[str, str]) -> Mix:
+        return Mix(sites, sum(self.losses[path][label] for path, label in sites.items()), self.costs.mix_cost(sites))
+
+    def to_json(self) -> dict[str, Any]:
+        """The front (cheapest first in the axis), the chosen mix and its recipe, the uniform choices and the tables."""
+        sites = {
+            path: {
+                "sparsity": self.sparsity.get(path) if self.sparsity else None,
+                "options": {label: {"predicted": self.losses[path][label], "cost": cost} for label, cost in by_option.items()},
+            }
+            for path, by_option in self.costs.sites.items()
+        }
+        return {
+            "axis": self.axis,
+            "budget": self.budget,
+            "front": [_mix_json(mix) for mix in self.front],
+            "chosen": {**_mix_json(self.chosen), "recipe": str(self.recipe_path), "dropped_stages": self.dropped_stages(self.chosen)},
+            "uniform": {label: {**_mix_json(mix), "fits": self.fits(mix)} for label, mix in self.uniform.items()},
+            "teacher": {"cost": self.costs.teacher, "top1": self.teacher_top1},
+            "base": self.costs.base,
+            "options": {option.label: option.to_json() for option in self.options},
+            "sites": sites,
+            "timing": self.timing,
+        }
+
+
+def _mix_json(mix: Mix) -> dict[str, Any]:
+    return {"sites": mix.sites, "predicted": mix.loss, "cost": mix.cost}
+
+
+def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: bool = False, device: str = "cpu") -> SearchResult:
+    """Search `recipe` (which must have a `search` section) into `out`; returns the result, also written as out/search.json.
+
+    Raises:
+        SurgeryError: no substitute to choose from, a halt stage, two searched sites in one block, no mix in the
+            budget, a budget only the teacher meets, or out/<name>.yaml there already (without `force`).
+    """
+    search = searched(recipe)
+    check_recipe(recipe)
+    options = search_options(search)
+    _refuse_unsearchable(recipe, options)
+    target = out / f"{mix_recipe_name(recipe, name)}.yaml"
+    if target.exists() and not force:
+        raise SurgeryError(f"{target} exists: pass --force to replace it, or --name to write the mix under another name")
+    phases = _Phases()
+    with phases("teacher") as note:
+        teacher, teacher_key, teacher_top1, cached = _teacher(recipe, out / CACHE, device)
+        note(cached)
+    size = input_size(teacher, recipe.model.input_size)
+    with phases("sparsity"):
+        sparsity = _sparsity(recipe, teacher, size)
+    sites_plan = _sites(recipe, search, options, teacher, sparsity)
+    sites = {step.site.path: step.site for step in sites_plan.steps}
+    students = _Students(recipe, options, sites, teacher)
+    metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in search.budget.limits()]
+    with phases("costs") as note:
+        costs, cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
+        note(cached)
+    with phases("predictor") as note:
+        losses, cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size, device)
+        note(cached)
+    with phases("solve"):
+        budget = search.budget.resolve(costs.teacher)
+        axis = next(iter(budget))
+        table = {path: [Option(o.label, losses[path][o.label], costs.sites[path][o.label]) for o in options] for path in sites}
+        front = pareto_front(table, axis, {metric: limit for metric, limit in budget.items() if metric != axis}, costs.base)
+        chosen = choose(front, budget)
+    candidates = {path: {o.label: candidate for o, candidate in zip(options, _written(options, sites[path], teacher))} for path in sites}
+    first = next(iter(sites))
+    trainable = {o.label: trains(candidates[first][o.label], sites[first], teacher.get_submodule(first)) for o in options}
+    result = SearchResult(recipe, axis, budget, options, candidates, trainable, costs, losses, sparsity, front, chosen, target, teacher_top1,
+                          phases.timing)
+    try:
+        result.write_mix(chosen, out, mix_recipe_name(recipe, name))
+    except SurgeryError as error:
+        raise SurgeryError(f"the budget {_budget_text(budget)} lets every site keep its attention: {error}; tighten it to search") from error
+    from surgery.train.checkpoint import write_text_atomic
+
+    write_text_atomic(out / "search.json", json.dumps(result.to_json(), indent=2))
+    return result
+
+
+def _written(options: list[SearchOption], site: Site, teacher: nn.Module) -> list[Candidate]:
+    return [site_candidate(option, site, teacher.get_submodule(site.path)) for option in options]
+
+
+def mix_recipe_name(recipe: Recipe, name: str | None) -> str:
+    return name or f"{recipe.name}_mix"
+
+
+def _budget_text(budget: dict[str, float]) -> str:
+    return ", ".join(f"{metric} <= {limit:.4g}" for metric, limit in budget.items())
+
+
+def _refuse_unsearchable(recipe: Recipe, options: list[SearchOption]) -> None:
+    if all(option.keeps for option in options):
+        raise SurgeryError(f"recipe {recipe.name!r}: search.candidates offers only keep; add a substitute to choose")
+    halting = [index for index, stage in enumerate(recipe.stages) if stage.kind == "halt"]
+    if halting:
+        raise SurgeryError(f"recipe {recipe.name!r}: stage {halting[0]} halts tokens; the predictor compares every token, so search a recipe without halt")
+
+
+class _Phases:
+    """Wall time of each phase, and whether its result came from the cache."""
+
+    def __init__(self) -> None:
+        self.timing: dict[str, Any] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[Callable[[bool], None]]:
+        started, cached = time.perf_counter(), {}
+        yield lambda hit: cached.__setitem__("cached", hit)
+        self.timing[phase] = {"wall_s": round(time.perf_counter() - started, 3), **cached}
+
+
+def _teacher(recipe: Recipe, cache: Path, device: str) -> tuple[nn.Module, str, float | None, bool]:
+    """The teacher the recipe's teacher stages train (cached by everything they depend on), or its weights as built.
+
+    Returns the model, its cache key, its top-1 after training (None when none ran), and whether it was cached.
+    """
+    stages = _teacher_stages(recipe)
+    dumped = recipe.model_dump(mode="json", include={"model", "data", "seed"})
+    key = cache_key("teacher", dumped, [stage.model_dump(mode="json") for stage in stages])
+    seed_everything(recipe.seed)
+    teacher = recipe_model(recipe, device, weights=not any(stage.kind == "fit" for stage in stages))
+    if not stages:
+        return teacher.eval().requires_grad_(False), key, None, False
+    weights, record = cache / f"teacher-{key}.safetensors", cache / f"teacher-{key}.json"
+    known = read_cached(record)
+    if known is not None and weights.exists():
+        load_weights_into(teacher, weights)
+        return teacher.eval().requires_grad_(False), key, known["top1"], True
+    ctx = DistContext(0, 1, 0, torch.device(device))
+    with tempfile.TemporaryDirectory(prefix="surgery-search-teacher-") as scratch:
+        run = RunDir(Path(scratch))
+        run.checkpoints.mkdir()
+        state = RunState(recipe, ctx, run, MetricsLog(None), teacher, input_size(teacher, recipe.model.input_size))
+        for index, stage in enumerate(stages):
+            run_stage(state, stage, index, None)
+    cache.mkdir(parents=True, exist_ok=True)
+    save_model_atomic(teacher, weights)
+    top1 = state.results.get("teacher", {}).get("top1")
+    write_cached(record, {"top1": top1})
+    return teacher.eval().requires_grad_(False), key, top1, False
+
+
+def _teacher_stages(recipe: Recipe) -> list:
+    """The stages before the first that needs a student: they make the teacher the search starts from."""
+    stages = []
+    for stage in recipe.stages:
+        if stage.kind not in TEACHER_STAGES:
+            break
+        stages.append(stage)
+    return stages
+
+
+def _sparsity(recipe: Recipe, teacher: nn.Module, size: tuple[int, ...]) -> dict[str, dict[str, float]] | None:
+    """Each site's attention sparsity on validation data: features beside the predictions, and what sparsity selectors read."""
+    if takes_tokens(teacher) or recipe.data is None:
+        return None
+    return {site.path: {metric: site.mean(metric) for metric in SPARSITY_METRICS} for site in measure_sites(teacher, recipe, size)}
+
+
+def _sites(recipe: Recipe, search: Search, options: list[SearchOption], teacher: nn.Module, sparsity: dict | None) -> Plan:
+    """The searched sites, as the search's selector picks them (sites no adapter fits are skipped, as a wildcard rewrite skips them)."""
+    first = next(option for option in options if not option.keeps).to_json()
+    rewrite = {"select": search.select.model_dump(mode="json", exclude_defaults=True), "substitute": first["substitute"], "params": first["params"]}
+    selecting = recipe_from_data({**recipe.model_dump(mode="json", by_alias=True, exclude={"extends", "search"}), "rewrites": [rewrite]})
+    try:
+        found = plan(selecting, teacher, sparsity)
+    except SurgeryError as error:
+        location = recipe.location_of(("search", "select"))
+        raise SurgeryError(f"{location}: search.select: {error}" if location else f"search.select: {error}") from error
+    blocks = [path.rpartition(".")[0] for path in found.selected_paths]
+    shared = {block for block in blocks if blocks.count(block) > 1}
+    if shared:
+        raise SurgeryError(f"block {sorted(shared)[0]} holds more than one searched site; select one site per block (search.select)")
+    return found
+
+
+class _Students:
+    """Each substitute option's uniform student (every searched site takes it), built once when first needed."""
+
+    def __init__(self, recipe: Recipe, options: list[SearchOption], sites: dict[str, Site], teacher: nn.Module) -> None:
+        self.recipe, self.options, self.sites, self.teacher = recipe, options, sites, teacher
+        self._built: dict[str, nn.Module] = {}
+
+    def all(self) -> dict[str, nn.Module]:
+        """Option label -> uniform student, and `keep` -> the teacher."""
+        for option in self.options:
+            if not option.keeps and option.label not in self._built:
+                candidates = mix_candidates({path: option for path in self.sites}, self.sites, self.teacher)
+                uniform = plan(mix_recipe(self.recipe, candidates), self.teacher)
+                self._built[option.label] = build_student(self.teacher, uniform).eval()
+        return {"keep": self.teacher, **self._built}
+
+
+def _costs(recipe: Recipe, cache: Path, options: list[SearchOption], sites_plan: Plan, students: _Students, size: tuple[int, ...],
+           metrics: list[str]) -> tuple[CostTable, bool]:
+    machine_part = _machine() if "cpu_latency" in metrics else None
+    key = cache_key("costs", recipe.model.model_dump(mode="json"), list(size), recipe.hardware.model_dump(mode="json"),
+                    [o.to_json() for o in options], sites_plan.selected_paths, metrics, machine_part)
+    path = cache / f"costs-{key}.json"
+    known = read_cached(path)
+    if known is not None:
+        return CostTable.from_json(known), True
+    table = cost_table(recipe, students.all(), sites_plan.selected_paths, sites_plan.site_paths, size, metrics)
+    write_cached(path, table.to_json())
+    return table, False
+
+
+def _machine() -> dict[str, str]:
+    from surgery.deploy.machine import machine
+
+    return machine()
+
+
+def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, options: list[SearchOption], sites_plan: Plan,
+            students: _Students, size: tuple[int, ...], device: str) -> tuple[Losses, bool]:
+    key = cache_key("losses", teacher_key, recipe.model_dump(mode="json", include={"data", "seed"}), search.predictor.model_dump(mode="json"),
+                    [o.to_json() for o in options], sites_plan.selected_paths)
+    path = cache / f"losses-{key}.json"
+    known = read_cached(path)
+    if known is not None:
+        return known, True
+    models = students.all()
+    teacher = models.pop("keep")
+    if recipe.data is None:
+        raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
+    loaders = build_loaders(recipe.data, size, search.predictor.batch_size, seed=recipe.seed, model=teacher)
+    blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
+    losses = predict_losses(teacher, models, blocks, loaders.train, loaders.val, search.predictor, recipe.seed)
+    write_cached(path, losses)
+    return losses, False

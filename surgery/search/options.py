@@ -1,0 +1,109 @@
+"""What each searched site may become: the search's candidates expanded into named options.
+
+A candidate with keep ratios is one option per ratio. A ratio becomes the substitute's `hidden_size` at each
+site (that share of the units it would have at full width), so every option is a plain rewrite a recipe can hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import nn
+
+from far_modules import Prunable, build_substitute, substitute_options
+from surgery.detect.sites import Site
+from surgery.errors import SurgeryError
+from surgery.recipe import Candidate, Recipe, Search, Substitution
+from surgery.rewrite.plan import site_spec
+
+KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class SearchOption:
+    """One thing a site may become, named as reports and the front show it."""
+
+    label: str
+    """`keep`, `conv`, `conv(kernel_size=3)`, `bilstm@0.5`: the substitute, its params, and its keep ratio."""
+    candidate: Candidate
+    """The candidate as written, without its keep ratios."""
+    keep_ratio: float | None = None
+
+    @property
+    def keeps(self) -> bool:
+        return self.candidate == KEEP
+
+    def to_json(self) -> dict[str, object]:
+        if self.keeps:
+            return {"substitute": KEEP}
+        assert isinstance(self.candidate, Substitution)
+        return {"substitute": self.candidate.substitute, "params": dict(self.candidate.params), "keep_ratio": self.keep_ratio}
+
+
+def search_options(search: Search) -> list[SearchOption]:
+    """The options in candidate order, each keep ratio its own option.
+
+    Example:
+        >>> from surgery.recipe import Search
+        >>> search = Search(candidates=["keep", {"substitute": "conv", "params": {"kernel_size": 3}}, {"substitute": "bilstm", "keep_ratios": [1, 0.5]}],
+        ...                 budget={"energy": "0.8x"})
+        >>> [option.label for option in search_options(search)]
+        ['keep', 'conv(kernel_size=3)', 'bilstm@1', 'bilstm@0.5']
+    """
+    options = []
+    for candidate in search.candidates:
+        if candidate == KEEP:
+            options.append(SearchOption(KEEP, KEEP))
+            continue
+        assert isinstance(candidate, Substitution)
+        written = candidate.model_copy(update={"keep_ratios": None})
+        label = _label(candidate)
+        if candidate.keep_ratios is None:
+            options.append(SearchOption(label, written))
+        else:
+            options += [SearchOption(f"{label}@{ratio:g}", written, ratio) for ratio in candidate.keep_ratios]
+    return options
+
+
+def _label(candidate: Substitution) -> str:
+    params = ",".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in sorted(candidate.params.items()))
+    return f"{candidate.substitute}({params})" if params else candidate.substitute
+
+
+def site_candidate(option: SearchOption, site: Site, source: nn.Module) -> Candidate:
+    """What `option` writes at `site` (whose module is `source`): the candidate, its keep ratio made a hidden size.
+
+    Raises:
+        SurgeryError: a keep ratio on a substitute that has no `hidden_size` option or no hidden units.
+    """
+    if option.keep_ratio is None:
+        return option.candidate
+    assert isinstance(option.candidate, Substitution)
+    name, params = option.candidate.substitute, option.candidate.params
+    full = build_substitute(name, site_spec(site), source, **params)
+    if "hidden_size" not in substitute_options(name) or not isinstance(full, Prunable):
+        raise SurgeryError(f"search option {option.label}: {name} has no hidden_size to shrink by a keep ratio; drop keep_ratios")
+    width = max(group.size for group in full.unit_groups())
+    return option.candidate.model_copy(update={"params": {**params, "hidden_size": max(1, round(option.keep_ratio * width))}})
+
+
+def trains(candidate: Candidate, site: Site, source: nn.Module) -> bool:
+    """Whether `candidate` at `site` has parameters to distill (dropping attention has none)."""
+    if candidate == KEEP:
+        return True
+    assert isinstance(candidate, Substitution)
+    return any(True for _ in build_substitute(candidate.substitute, site_spec(site), source, **candidate.params).parameters())
+
+
+def mix_candidates(options: Mapping[str, SearchOption], sites: Mapping[str, Site], teacher: nn.Module) -> dict[str, Candidate]:
+    """Site path -> what each site's option writes there, for `mix_recipe`."""
+    return {path: site_candidate(option, sites[path], teacher.get_submodule(path)) for path, option in options.items()}
+
+
+def searched(recipe: Recipe) -> Search:
+    """The recipe's search section, or an error saying the recipe has none."""
+    if recipe.search is None:
+        raise SurgeryError(f"recipe {recipe.name!r} has no search section: add one (candidates and a budget) to search it")
+    return recipe.search

@@ -1,0 +1,138 @@
+"""`surgery search` end to end on the tiny digits recipe: the front, the written mix, the cache, and every refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from surgery.errors import SurgeryError
+from surgery.recipe import load_recipe
+from surgery.runs.preflight import preflight
+from tests.cli.cli_helpers import invoke
+from tests.tiny import recipe_data, write_recipe
+
+SITES = ["blocks.0.attn", "blocks.1.attn"]
+CANDIDATES = [{"substitute": "bilstm", "params": {"init": "attention"}}, {"substitute": "bilstm", "keep_ratios": [0.5]}, {"substitute": "conv"}, {"substitute": "identity"}]
+
+
+def searched_recipe(folder: Path, candidates: list = CANDIDATES, budget: dict | None = None) -> Path:
+    data = recipe_data(trained=True)
+    data["rewrites"] = []
+    data["stages"] = [data["stages"][0], {"kind": "distill", "epochs": 1, "lr": 3.0e-3, "warmup_epochs": 0, "batch_size": 128}, {"kind": "evaluate"}]
+    data["search"] = {"select": {"path": "blocks.*.attn"}, "candidates": candidates, "budget": budget or {"energy": "1.0x"},
+                      "predictor": {"steps": 3, "batch_size": 32}}
+    return write_recipe(folder, data)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> tuple[Path, Path, dict]:
+    folder = tmp_path_factory.mktemp("search")
+    recipe = searched_recipe(folder)
+    result = invoke("search", recipe, "--out", folder / "out", "--json")
+    assert result.exit_code == 0, result.output
+    return recipe, folder / "out", json.loads(result.stdout)
+
+
+def test_the_front_is_cheapest_first_and_no_mix_on_it_is_beaten(searched) -> None:
+    _, _, report = searched
+    front = report["front"]
+    energies, losses = [mix["cost"]["energy"] for mix in front], [mix["predicted"] for mix in front]
+    assert energies == sorted(energies) and losses == sorted(losses, reverse=True)
+    assert all(set(mix["sites"]) == set(SITES) and set(mix["sites"].values()) <= set(report["options"]) for mix in front)
+    all_mixes = _every_mix(report)
+    for mix in front:  # exact: no mix of all 4^2 is cheaper and better
+        assert not any(m["cost"]["energy"] < mix["cost"]["energy"] and m["predicted"] < mix["predicted"] for m in all_mixes)
+
+
+def _every_mix(report: dict) -> list[dict]:
+    sites = report["sites"]
+    labels = list(report["options"])
+    mixes = []
+    for first in labels:
+        for second in labels:
+            chosen = {SITES[0]: first, SITES[1]: second}
+            cost = report["base"]["energy"] + sum(sites[p]["options"][label]["cost"]["energy"] for p, label in chosen.items())
+            mixes.append({"sites": chosen, "predicted": sum(sites[p]["options"][label]["predicted"] for p, label in chosen.items()), "cost": {"energy": cost}})
+    return mixes
+
+
+def test_the_chosen_mix_is_the_best_in_the_budget_and_written_as_a_valid_recipe(searched) -> None:
+    _, out, report = searched
+    fitting = [mix for mix in _every_mix(report) if mix["cost"]["energy"] <= report["budget"]["energy"] * (1 + 1e-9)]
+    assert report["chosen"]["predicted"] == pytest.approx(min(mix["predicted"] for mix in fitting))
+    written = Path(report["chosen"]["recipe"])
+    assert written == out / "tiny_mix.yaml"
+    assert invoke("validate", written).exit_code == 0
+    recipe = load_recipe(written)
+    assert recipe.search is None
+    assert {r.select.path: r.substitute for r in recipe.rewrites} == {p: report["options"][label]["substitute"] for p, label in report["chosen"]["sites"].items()}
+    assert (out / "front.png").stat().st_size > 0 and json.loads((out / "search.json").read_text())["chosen"] == report["chosen"]
+
+
+def test_a_keep_ratio_is_written_as_that_share_of_the_hidden_units(searched, tmp_path) -> None:
+    from surgery.search.driver import run_search
+
+    recipe, out, _ = searched
+    result = run_search(load_recipe(recipe), out, name="halved")  # from the cache
+    written = load_recipe(result.write_mix(result.uniform["bilstm@0.5"], tmp_path, "with_half"))
+    assert [r.params for r in written.rewrites] == [{"hidden_size": 4}] * 2  # heads of 8 units, half kept
+    assert written.rewrites[0].select.path == SITES[0]
+
+
+def test_a_second_budget_trains_and_prices_nothing_again(searched) -> None:
+    recipe, out, first = searched
+    result = invoke("search", recipe, "--out", out, "--name", "cheaper", "--json", "--set", "search.budget.energy=0.7x")
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["timing"]["teacher"]["cached"] and again["timing"]["costs"]["cached"] and again["timing"]["predictor"]["cached"]
+    assert again["sites"] == first["sites"] and again["front"] == first["front"]
+    assert again["chosen"]["cost"]["energy"] <= 0.7 * again["teacher"]["cost"]["energy"] * (1 + 1e-9)
+
+
+def test_an_existing_mix_recipe_is_not_replaced_without_force(searched) -> None:
+    recipe, out, _ = searched
+    result = invoke("search", recipe, "--out", out)
+    assert result.exit_code == 2 and "tiny_mix.yaml exists: pass --force" in result.output
+
+
+def test_budgets_out_of_reach_or_met_by_the_teacher_are_refused(searched, tmp_path) -> None:
+    recipe, out, _ = searched
+    result = invoke("search", recipe, "--out", out, "--name", "x", "--set", "search.budget.energy=1e-12")
+    assert result.exit_code == 2 and "no mix fits the budget: energy <= 1e-12 is tightest" in result.output
+    keeping = searched_recipe(tmp_path, ["keep", {"substitute": "conv"}], {"params": "2.0x"})
+    result = invoke("search", keeping, "--out", out, "--name", "y")
+    assert result.exit_code == 2 and "lets every site keep its attention" in result.output
+
+
+def test_apply_refuses_a_recipe_that_searches(searched) -> None:
+    recipe, _, _ = searched
+    with pytest.raises(SurgeryError, match=r"tiny.yaml:\d+:\d+: recipe 'tiny' has a search section, which apply does not run"):
+        preflight(load_recipe(recipe), None)
+
+
+def test_teacher_forcing_keeps_each_site_apart() -> None:
+    """A site's predicted loss is the same whether the other site is replaced too or stays attention."""
+    import torch
+
+    from surgery.data import build_loaders
+    from surgery.models import recipe_model
+    from surgery.recipe import PredictorSpec, Substitution, recipe_from_data
+    from surgery.rewrite.plan import plan
+    from surgery.rewrite.student import build_student
+    from surgery.search import mix_recipe
+    from surgery.search.predictor import predict_losses
+
+    recipe = recipe_from_data(recipe_data(trained=True))
+    torch.manual_seed(0)
+    teacher = recipe_model(recipe).eval().requires_grad_(False)
+    conv = Substitution(substitute="conv")
+    both = build_student(teacher, plan(mix_recipe(recipe, dict.fromkeys(SITES, conv)), teacher))
+    alone = build_student(teacher, plan(mix_recipe(recipe, {SITES[0]: "keep", SITES[1]: conv}), teacher))
+    loaders = build_loaders(recipe.data, (1, 8, 8), 32, seed=0)
+    spec = PredictorSpec(steps=4, batch_size=32)
+    together = predict_losses(teacher, {"conv": both}, {p: p.rpartition(".")[0] for p in SITES}, loaders.train, loaders.val, spec, 0)
+    apart = predict_losses(teacher, {"conv": alone}, {SITES[1]: "blocks.1"}, loaders.train, loaders.val, spec, 0)
+    assert together[SITES[1]]["conv"] == pytest.approx(apart[SITES[1]]["conv"], rel=1e-5)
+    assert together[SITES[0]]["keep"] == 0 and together[SITES[0]]["conv"] > 0
