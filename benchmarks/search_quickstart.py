@@ -18,6 +18,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +40,7 @@ BILSTM = "bilstm(init=attention)"
 
 def searches(folder: Path) -> tuple[dict[str, SearchResult], dict[str, float]]:
     """The three searches (own budget, all-BiLSTM's energy, 80 % of it) and each one's wall time."""
+    shutil.rmtree(folder, ignore_errors=True)  # cold: nothing cached
     results, wall = {}, {}
     start = time.perf_counter()
     results["own"] = run_search(load_recipe(RECIPE), folder, name="own", force=True)
@@ -76,20 +79,34 @@ def write_recipes(result: SearchResult, mixes: dict[str, Mix], folder: Path, tea
     return paths
 
 
-def train(recipes: dict[str, Path], runs: Path, workers: int) -> dict[str, dict]:
-    """`surgery apply` on every recipe, `workers` at a time on one thread each; each run's report."""
+def train(recipes: dict[str, Path], runs: Path, workers: int, seeds: int) -> dict[str, dict]:
+    """`surgery apply` on every recipe with seeds 0 .. seeds-1, `workers` at a time on one thread each; the mean top-1."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-    def apply(item: tuple[str, Path]) -> tuple[str, dict]:
-        name, path = item
+    def apply(job: tuple[str, Path, int]) -> tuple[str, float, float]:
+        name, path, seed = job
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "surgery", "apply", str(path), "--out", str(runs / name), "--force"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        report = json.loads((runs / name / "report.json").read_text())
-        return name, {"student": report["student"]["top1"], "wall_s": time.perf_counter() - start}
+        out = runs / f"{name}-seed{seed}"
+        command = [sys.executable, "-m", "surgery", "apply", str(path), "--out", str(out), "--force", "--set", f"seed={seed}"]
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return name, json.loads((out / "report.json").read_text())["student"]["top1"], time.perf_counter() - start
 
+    jobs = [(name, path, seed) for name, path in recipes.items() for seed in range(seeds)]
     with ThreadPoolExecutor(workers) as pool:
-        return dict(pool.map(apply, recipes.items()))
+        done = list(pool.map(apply, jobs))
+    return {
+        name: {"student": statistics.mean(t for n, t, _ in done if n == name), "student_by_seed": [t for n, t, _ in done if n == name],
+               "wall_s": sum(w for n, _, w in done if n == name)}
+        for name in recipes
+    }
+
+
+def _other_score(folder: Path, result: SearchResult) -> dict[str, dict[str, float]]:
+    """The block-error score the same predictor run cached beside the output-KL one the search used."""
+    cached = [json.loads(path.read_text()) for path in (folder / CACHE).glob("losses-*.json")]
+    assert len(cached) == 1, "one predictor run in a cold search directory"
+    assert cached[0]["output_kl"] == result.losses
+    return cached[0]["block_error"]
 
 
 def main() -> None:
@@ -98,21 +115,26 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/search_quickstart"))
     parser.add_argument("--mixes", type=int, default=10, help="Mixes taken along the front.")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2, help="Training seeds per mix; the table shows their mean.")
     args = parser.parse_args()
     results, wall = searches(args.workdir / "search")
     chosen = {name: results[name].chosen for name in ("at_bilstm", "at_80")}
     mixes = mixes_to_train(results["at_bilstm"], args.mixes, chosen)
     teacher = next((args.workdir / "search" / CACHE).glob("teacher-*.safetensors"))
     recipes = write_recipes(results["at_bilstm"], mixes, args.workdir / "recipes", teacher)
-    measured = train(recipes, args.workdir / "runs", args.workers)
-    rows = [{"name": name, "sites": mix.sites, "predicted": mix.loss, "energy_j": mix.cost["energy"], **measured[name]} for name, mix in mixes.items()]
+    measured = train(recipes, args.workdir / "runs", args.workers, args.seeds)
+    other = _other_score(args.workdir / "search", results["at_bilstm"])
+    rows = [{"name": name, "sites": mix.sites, "predicted": mix.loss, "predicted_block_error": sum(other[p][label] for p, label in mix.sites.items()),
+             "energy_j": mix.cost["energy"], **measured[name]} for name, mix in mixes.items()]
     front = [row for row in rows if row["name"].startswith("front")]
-    rho = spearmanr([row["predicted"] for row in front], [row["student"] for row in front]).statistic
+    rho = {score: spearmanr([row[key] for row in front], [row["student"] for row in front]).statistic
+           for score, key in (("output_kl", "predicted"), ("block_error", "predicted_block_error"))}
     report = {
         "machine": machine(),
         "search_wall_s": wall,
         "search_timing": {name: result.timing for name, result in results.items()},
         "budgets_j": {name: result.budget["energy"] for name, result in results.items()},
+        "seeds": args.seeds,
         "spearman_predicted_vs_student_top1": rho,
         "rows": rows,
     }
@@ -129,14 +151,18 @@ def markdown(report: dict) -> str:
         f"Search wall time: {wall['own']:.1f} s cold (teacher fit, costs, predictor); "
         f"{wall['at_bilstm']:.1f} s and {wall['at_80']:.1f} s for two more budgets from the cache.",
         "",
-        f"Spearman ρ (predicted loss, measured student top-1) over the front's mixes: {report['spearman_predicted_vs_student_top1']:+.3f}.",
+        "Spearman ρ (predicted loss, measured top-1) over the front's mixes: "
+        + ", ".join(f"{score} {rho:+.3f}" for score, rho in report["spearman_predicted_vs_student_top1"].items())
+        + f" (top-1: mean of {report['seeds']} training seeds).",
         "",
-        "| mix | sites (blocks 0-3) | predicted loss | energy (µJ) | top-1 after distill + finetune (%) |",
-        "|---|---|---|---|---|",
+        "| mix | sites (blocks 0-3) | predicted (output KL) | predicted (block error) | energy (µJ) | top-1 after distill + finetune (%) | by seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         sites = ", ".join(row["sites"].values())
-        lines.append(f"| {row['name']} | {sites} | {row['predicted']:.4f} | {row['energy_j'] * 1e6:.2f} | {row['student']:.2f} |")
+        seeds = " / ".join(f"{top1:.2f}" for top1 in row["student_by_seed"])
+        lines.append(f"| {row['name']} | {sites} | {row['predicted']:.4f} | {row['predicted_block_error']:.4f} | {row['energy_j'] * 1e6:.2f} | "
+                     f"{row['student']:.2f} | {seeds} |")
     return "\n".join(lines) + "\n"
 
 

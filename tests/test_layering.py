@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("surgery", "far_modules", "hwmodel")
-PIPELINE = ("recipe", "data", "graph", "detect", "rewrite", "measure", "train", "deploy", "runs", "analyze", "cli")
+PIPELINE = ("recipe", "data", "graph", "detect", "rewrite", "measure", "train", "deploy", "runs", "search", "analyze", "cli")
 """`surgery`'s subpackages in the order of the data flow; each imports only those before it."""
 
 Edge = tuple[str, str, str]  # importer, imported, "file:line"

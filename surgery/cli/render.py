@@ -91,7 +91,8 @@ def search_table(report: dict[str, Any]) -> Table:
 
     axis, sites = report["axis"], list(report["sites"])
     unit, scale = METRIC_UNITS[axis]
-    title = f"search front: predicted loss against {axis} (budget {report['budget'][axis] * scale:.4g} {unit}, teacher {report['teacher']['cost'][axis] * scale:.4g})"
+    limit = f"budget {report['budget'][axis] * scale:.4g} {unit}, " if axis in report["budget"] else ""
+    title = f"search front: predicted loss against {axis} ({limit}teacher {report['teacher']['cost'][axis] * scale:.4g} {unit})"
     table = Table(box=box.SIMPLE_HEAD, title=title)
     for column in ("", f"{axis} ({unit})", "predicted", *sites):
         table.add_column(column, justify="left" if column in ("", *sites) else "right", no_wrap=True)

@@ -138,12 +138,19 @@ Candidate = Annotated[
 class PredictorSpec(StrictModel):
     """The quality predictor: a short teacher-forced distillation of each candidate at each site alone."""
 
-    steps: int = Field(50, ge=1)
-    """Optimiser steps per (site, candidate)."""
+    steps: int = Field(200, ge=1)
+    """Optimiser steps per candidate (all its sites at once): enough for a substitute drawn at random to leave its
+    initialisation behind, or the score measures the draw (at 50 on the quickstart every substitute scores alike)."""
     batch_size: int = Field(64, ge=1)
     """Examples per step."""
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(2e-3, gt=0)
     """Learning rate (constant)."""
+    score: Literal["output_kl", "block_error"] = "output_kl"
+    """What a site's loss is, after its distillation: the divergence of the model's output with that site alone
+    replaced (KL of the class distributions; 1 - cosine of a text encoder's embedding), or the relative squared
+    error of its block's output."""
+    eval_batches: int = Field(16, ge=1)
+    """Validation batches (of batch_size) each score is measured on."""
 
 
 class Search(StrictModel):
@@ -158,8 +165,15 @@ class Search(StrictModel):
     """What each searched site may become: keep, or {substitute: NAME, params: {...}, keep_ratios: [...]}."""
     budget: Budget
     """The cost the searched model may not exceed."""
+    axis: Metric | None = None
+    """The cost the Pareto front is drawn against; none: the first budgeted, in the order energy, reram_latency,
+    cpu_latency, params, macs."""
     predictor: PredictorSpec = PredictorSpec()
     """How each candidate's loss at each site is predicted."""
+
+    @property
+    def front_axis(self) -> Metric:
+        return self.axis or next(iter(self.budget.limits()))
 
     @field_validator("candidates")
     @classmethod

@@ -48,9 +48,21 @@ def _site_runner(module: nn.Module, example: torch.Tensor, path: Path, where: st
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=BenchSettings.opset, input_names=["x"])
+            torch.onnx.export(_OnInput(module), (example,), str(path), dynamo=False, opset_version=BenchSettings.opset, input_names=["x"])
     except Exception as error:  # the exporter raises many types; the user needs to know which site and why
         raise SurgeryError(f"{where}: does not export to ONNX on its input alone ({type(error).__name__}: {error}); budget another metric") from error
     session = ort_session(path)
-    feed = {"x": example.numpy()}
+    feed = {graph_input.name: example.numpy() for graph_input in session.get_inputs()}  # none where the output ignores x (identity)
     return lambda: session.run(None, feed)
+
+
+class _OnInput(nn.Module):
+    """The site module called on its input alone: its other arguments (masks, flags) keep their defaults rather than
+    becoming graph inputs, as they would if the exporter traced the module's own signature."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> object:
+        return self.module(x)

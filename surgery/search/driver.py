@@ -139,7 +139,7 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     sites_plan = _sites(recipe, search, options, teacher, sparsity)
     sites = {step.site.path: step.site for step in sites_plan.steps}
     students = _Students(recipe, options, sites, teacher)
-    metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in search.budget.limits()]
+    metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in {*search.budget.limits(), search.front_axis}]
     with phases("costs") as note:
         costs, cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
         note(cached)
@@ -148,7 +148,7 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
         note(cached)
     with phases("solve"):
         budget = search.budget.resolve(costs.teacher)
-        axis = next(iter(budget))
+        axis = search.front_axis
         table = {path: [Option(o.label, losses[path][o.label], costs.sites[path][o.label]) for o in options] for path in sites}
         front = pareto_front(table, axis, {metric: limit for metric, limit in budget.items() if metric != axis}, costs.base)
         chosen = choose(front, budget)
@@ -304,18 +304,19 @@ def _machine() -> dict[str, str]:
 
 def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, options: list[SearchOption], sites_plan: Plan,
             students: _Students, size: tuple[int, ...], device: str) -> tuple[Losses, bool]:
-    key = cache_key("losses", teacher_key, recipe.model_dump(mode="json", include={"data", "seed"}), search.predictor.model_dump(mode="json"),
+    training = search.predictor.model_dump(mode="json", exclude={"score"})  # one run scores both ways
+    key = cache_key("losses", teacher_key, recipe.model_dump(mode="json", include={"data", "seed"}), training,
                     [o.to_json() for o in options], sites_plan.selected_paths)
     path = cache / f"losses-{key}.json"
     known = read_cached(path)
     if known is not None:
-        return known, True
+        return known[search.predictor.score], True
     models = students.all()
     teacher = models.pop("keep")
     if recipe.data is None:
         raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
     loaders = build_loaders(recipe.data, size, search.predictor.batch_size, seed=recipe.seed, model=teacher)
     blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
-    losses = predict_losses(teacher, models, blocks, loaders.train, loaders.val, search.predictor, recipe.seed)
-    write_cached(path, losses)
-    return losses, False
+    scores = predict_losses(teacher, models, blocks, loaders.train, loaders.val, search.predictor, recipe.seed)
+    write_cached(path, scores)
+    return scores[search.predictor.score], False

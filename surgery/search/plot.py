@@ -21,7 +21,8 @@ def plot_front(report: dict[str, Any], path: Path) -> None:
         axes.scatter(mix["cost"][axis] * scale, mix["predicted"], marker="s", label=f"all {label}")
     chosen = report["chosen"]
     axes.scatter(chosen["cost"][axis] * scale, chosen["predicted"], marker="*", s=200, color="black", zorder=3, label="chosen")
-    axes.axvline(report["budget"][axis] * scale, color="grey", linestyle="--", label="budget")
+    if axis in report["budget"]:
+        axes.axvline(report["budget"][axis] * scale, color="grey", linestyle="--", label="budget")
     axes.axvline(report["teacher"]["cost"][axis] * scale, color="grey", linestyle=":", label="teacher")
     axes.set_xlabel(f"{axis.replace('_', ' ')} per inference ({unit})")
     axes.set_ylabel("predicted loss (Σ block-output error)")

@@ -91,6 +91,16 @@ def test_a_second_budget_trains_and_prices_nothing_again(searched) -> None:
     assert again["chosen"]["cost"]["energy"] <= 0.7 * again["teacher"]["cost"]["energy"] * (1 + 1e-9)
 
 
+def test_the_front_may_be_drawn_against_a_cost_that_is_not_budgeted(searched) -> None:
+    recipe, out, first = searched
+    result = invoke("search", recipe, "--out", out, "--name", "by_macs", "--json", "--set", "search.axis=macs")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    macs = [mix["cost"]["macs"] for mix in report["front"]]
+    assert report["axis"] == "macs" and macs == sorted(macs) and report["budget"] == first["budget"]
+    assert report["chosen"]["predicted"] == pytest.approx(first["chosen"]["predicted"])  # the same best mix within the budget
+
+
 def test_an_existing_mix_recipe_is_not_replaced_without_force(searched) -> None:
     recipe, out, _ = searched
     result = invoke("search", recipe, "--out", out)
@@ -134,5 +144,36 @@ def test_teacher_forcing_keeps_each_site_apart() -> None:
     spec = PredictorSpec(steps=4, batch_size=32)
     together = predict_losses(teacher, {"conv": both}, {p: p.rpartition(".")[0] for p in SITES}, loaders.train, loaders.val, spec, 0)
     apart = predict_losses(teacher, {"conv": alone}, {SITES[1]: "blocks.1"}, loaders.train, loaders.val, spec, 0)
-    assert together[SITES[1]]["conv"] == pytest.approx(apart[SITES[1]]["conv"], rel=1e-5)
-    assert together[SITES[0]]["keep"] == 0 and together[SITES[0]]["conv"] > 0
+    for score in ("block_error", "output_kl"):
+        assert together[score][SITES[1]]["conv"] == pytest.approx(apart[score][SITES[1]]["conv"], rel=1e-5)
+        assert together[score][SITES[0]]["keep"] == 0 and together[score][SITES[0]]["conv"] > 0
+
+
+def test_the_output_score_is_the_divergence_of_the_model_with_that_site_alone_swapped() -> None:
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from surgery.models import recipe_model
+    from surgery.recipe import recipe_from_data
+    from surgery.rewrite.adapters import SiteAdapter
+    from surgery.search.predictor import swap_divergence
+
+    recipe = recipe_from_data(recipe_data(trained=True))
+    torch.manual_seed(0)
+    teacher = recipe_model(recipe).eval()
+    images = [torch.randn(5, 1, 8, 8)]
+    with torch.no_grad():
+        wanted = [teacher(images[0])]
+    before = copy.deepcopy(teacher.state_dict())
+    assert swap_divergence(teacher, SITES[0], teacher.get_submodule(SITES[0]), images, wanted) == pytest.approx(0, abs=1e-7)
+    noisy = copy.deepcopy(teacher.get_submodule(SITES[0]))
+    torch.nn.init.normal_(noisy.proj.weight)
+    swapped = copy.deepcopy(teacher)
+    swapped.set_submodule(SITES[0], noisy)
+    with torch.no_grad():
+        expected = F.kl_div(F.log_softmax(swapped(images[0]), -1), F.log_softmax(wanted[0], -1), log_target=True, reduction="batchmean").item()
+    assert swap_divergence(teacher, SITES[0], noisy, images, wanted) == pytest.approx(expected, rel=1e-5)
+    assert not isinstance(teacher.get_submodule(SITES[0]), SiteAdapter) and teacher.get_submodule(SITES[0]) is not noisy  # put back
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
