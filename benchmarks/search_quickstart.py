@@ -101,12 +101,12 @@ def train(recipes: dict[str, Path], runs: Path, workers: int, seeds: int) -> dic
     }
 
 
-def _other_score(folder: Path, result: SearchResult) -> dict[str, dict[str, float]]:
-    """The block-error score the same predictor run cached beside the output-KL one the search used."""
+def _scores(folder: Path, result: SearchResult) -> dict[str, dict[str, dict[str, float]]]:
+    """Every score the predictor run cached (`surgery.search.predictor.SCORES`), the search's own among them."""
     cached = [json.loads(path.read_text()) for path in (folder / CACHE).glob("losses-*.json")]
     assert len(cached) == 1, "one predictor run in a cold search directory"
-    assert cached[0]["output_kl"] == result.losses
-    return cached[0]["block_error"]
+    assert cached[0][result.recipe.search.predictor.score] == result.losses
+    return cached[0]
 
 
 def main() -> None:
@@ -123,18 +123,18 @@ def main() -> None:
     teacher = next((args.workdir / "search" / CACHE).glob("teacher-*.safetensors"))
     recipes = write_recipes(results["at_bilstm"], mixes, args.workdir / "recipes", teacher)
     measured = train(recipes, args.workdir / "runs", args.workers, args.seeds)
-    other = _other_score(args.workdir / "search", results["at_bilstm"])
-    rows = [{"name": name, "sites": mix.sites, "predicted": mix.loss, "predicted_block_error": sum(other[p][label] for p, label in mix.sites.items()),
+    scores = _scores(args.workdir / "search", results["at_bilstm"])
+    rows = [{"name": name, "sites": mix.sites, "predicted": {score: sum(losses[p][label] for p, label in mix.sites.items()) for score, losses in scores.items()},
              "energy_j": mix.cost["energy"], **measured[name]} for name, mix in mixes.items()]
     front = [row for row in rows if row["name"].startswith("front")]
-    rho = {score: spearmanr([row[key] for row in front], [row["student"] for row in front]).statistic
-           for score, key in (("output_kl", "predicted"), ("block_error", "predicted_block_error"))}
+    rho = {score: spearmanr([row["predicted"][score] for row in front], [row["student"] for row in front]).statistic for score in scores}
     report = {
         "machine": machine(),
         "search_wall_s": wall,
         "search_timing": {name: result.timing for name, result in results.items()},
         "budgets_j": {name: result.budget["energy"] for name, result in results.items()},
         "seeds": args.seeds,
+        "score": results["at_bilstm"].recipe.search.predictor.score,
         "spearman_predicted_vs_student_top1": rho,
         "rows": rows,
     }
@@ -155,14 +155,17 @@ def markdown(report: dict) -> str:
         + ", ".join(f"{score} {rho:+.3f}" for score, rho in report["spearman_predicted_vs_student_top1"].items())
         + f" (top-1: mean of {report['seeds']} training seeds).",
         "",
-        "| mix | sites (blocks 0-3) | predicted (output KL) | predicted (block error) | energy (µJ) | top-1 after distill + finetune (%) | by seed |",
-        "|---|---|---|---|---|---|---|",
+        f"The search used the `{report['score']}` score; the others come from the same predictor run.",
+        "",
+        "| mix | sites (blocks 0-3) | " + " | ".join(f"predicted ({score})" for score in report["spearman_predicted_vs_student_top1"])
+        + " | energy (µJ) | top-1 after distill + finetune (%) | by seed |",
+        "|---|---|" + "---|" * len(report["spearman_predicted_vs_student_top1"]) + "---|---|---|",
     ]
     for row in report["rows"]:
         sites = ", ".join(row["sites"].values())
         seeds = " / ".join(f"{top1:.2f}" for top1 in row["student_by_seed"])
-        lines.append(f"| {row['name']} | {sites} | {row['predicted']:.4f} | {row['predicted_block_error']:.4f} | {row['energy_j'] * 1e6:.2f} | "
-                     f"{row['student']:.2f} | {seeds} |")
+        predicted = " | ".join(f"{value:+.4f}" for value in row["predicted"].values())
+        lines.append(f"| {row['name']} | {sites} | {predicted} | {row['energy_j'] * 1e6:.2f} | {row['student']:.2f} | {seeds} |")
     return "\n".join(lines) + "\n"
 
 

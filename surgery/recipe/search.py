@@ -145,10 +145,14 @@ class PredictorSpec(StrictModel):
     """Examples per step."""
     lr: float = Field(2e-3, gt=0)
     """Learning rate (constant)."""
-    score: Literal["output_kl", "block_error"] = "output_kl"
-    """What a site's loss is, after its distillation: the divergence of the model's output with that site alone
-    replaced (KL of the class distributions; 1 - cosine of a text encoder's embedding), or the relative squared
-    error of its block's output."""
+    finetune_steps: int = Field(150, ge=1)
+    """Steps each distilled uniform student (and the teacher, for reference) is then finetuned on the task loss (`task` score)."""
+    finetune_lr: float = Field(5e-4, gt=0)
+    """Learning rate of that finetune (constant)."""
+    score: Literal["task", "output_kl", "block_error"] = "task"
+    """What a site's loss is: its share of the option's task loss after the short distill and finetune, against the
+    teacher's (`task`); the divergence of the model's output with that site alone replaced (`output_kl`: KL of the
+    class distributions, 1 - cosine of a text encoder's embedding); or its block output's relative squared error."""
     eval_batches: int = Field(16, ge=1)
     """Validation batches (of batch_size) each score is measured on."""
 

@@ -40,6 +40,7 @@ from surgery.search.solver import Mix, Option, choose, pareto_front
 from surgery.train.checkpoint import load_weights_into, save_model_atomic, seed_everything
 from surgery.train.distributed import DistContext
 from surgery.train.metrics import MetricsLog
+from surgery.train.objectives import TaskLoss
 
 CACHE = "cache"
 
@@ -317,6 +318,7 @@ def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, optio
         raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
     loaders = build_loaders(recipe.data, size, search.predictor.batch_size, seed=recipe.seed, model=teacher)
     blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
-    scores = predict_losses(teacher, models, blocks, loaders.train, loaders.val, search.predictor, recipe.seed)
+    task = TaskLoss(uses_teacher=takes_tokens(teacher))
+    scores = predict_losses(teacher, models, blocks, loaders.train, loaders.val, search.predictor, recipe.seed, task)
     write_cached(path, scores)
     return scores[search.predictor.score], False

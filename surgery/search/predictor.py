@@ -2,18 +2,23 @@
 
 Every block of a uniform student (every searched site takes one option) is fed the teacher's input to that block
 (teacher forcing), so no block's loss reaches another's substitute: one short run per option trains all its sites
-at once, each as if it stood alone in the teacher. Each site is then scored two ways on validation data:
+at once, each as if it stood alone in the teacher. Each site is then scored on validation data:
 
 - `output_kl`: the teacher with that site alone swapped for its distilled substitute, against the teacher, at the
   output: KL(teacher ‖ swapped) of the class distributions (1 - cosine of a text encoder's sentence embedding).
   It counts how much of a block's error the blocks after it pass on (Puzzle's replace-one-block score).
 - `block_error`: the relative squared error of the site's block output under teacher forcing, ‖Ŷ − Y‖² / ‖Y‖².
+- `task`: what the pipeline ends on. The distilled uniform student is finetuned on the task loss for a few steps,
+  all its weights free, and its validation task loss less the teacher's (finetuned alike) is the option's gain,
+  which may be negative: a substitute can end better than the attention it replaced. Each site takes the share of
+  it that the site weighs in the output (its output KL summed over options, normalised over sites).
 
 A mix's predicted loss is the sum over its sites (keep costs 0).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,34 +34,74 @@ from surgery.rewrite.student import substitute_paths
 from surgery.train.batches import Inputs, is_text, predict, to_device, token_mask
 from surgery.train.capture import capture_inputs, capture_outputs, force_inputs
 from surgery.train.evaluation import first_tensor
+from surgery.train.objectives import TaskLoss
 
 Losses = dict[str, dict[str, float]]
 """Site path -> option label -> predicted loss."""
-SCORES = ("output_kl", "block_error")
+SCORES = ("task", "output_kl", "block_error")
 
 
 def predict_losses(teacher: nn.Module, students: Mapping[str, nn.Module], blocks: Mapping[str, str], train: DataLoader, val: DataLoader,
-                   spec: PredictorSpec, seed: int) -> dict[str, Losses]:
+                   spec: PredictorSpec, seed: int, task: TaskLoss) -> dict[str, Losses]:
     """Every score (`SCORES`) of every option at every site: `students` maps option labels to uniform students (keep
-    left out: it costs nothing), `blocks` each site path to the block holding it.
+    left out: it costs nothing), `blocks` each site path to the block holding it; `task` is the loss finetuning minimises.
 
     Each student's substitutes are trained `spec.steps` steps (AdamW, constant `spec.lr`) to match the teacher's block
-    outputs under teacher forcing, from the same seed and the same batches, then scored on `spec.eval_batches` of `val`.
+    outputs under teacher forcing, then the whole student `spec.finetune_steps` on `task` (constant `spec.finetune_lr`),
+    from the same seed and the same batches; scores are measured on `spec.eval_batches` of `val`.
     """
     scores: dict[str, Losses] = {score: {path: {"keep": 0.0} for path in blocks} for score in SCORES}
     teacher.eval()
     device = next(teacher.parameters()).device
-    batches = [to_device(inputs, device) for inputs, _ in itertools.islice(val, spec.eval_batches)]
+    batches = [(to_device(inputs, device), labels.to(device)) for inputs, labels in itertools.islice(val, spec.eval_batches)]
     with torch.no_grad():
-        wanted = [predict(teacher, inputs) for inputs in batches]
+        wanted = [predict(teacher, inputs) for inputs, _ in batches]
+    gains = {}
+    reference = _finetuned_loss(copy.deepcopy(teacher), teacher, train, batches, wanted, spec, seed, task) if not task.uses_teacher else 0.0
     for label, student in students.items():
         torch.manual_seed(seed)
         _distill(teacher, student, list(blocks.values()), _cycle(train, spec.steps), spec.lr)
-        errors = block_errors(teacher, student, list(blocks.values()), batches)
+        errors = block_errors(teacher, student, list(blocks.values()), [inputs for inputs, _ in batches])
         for path, block in blocks.items():
             scores["block_error"][path][label] = errors[block]
-            scores["output_kl"][path][label] = swap_divergence(teacher, path, student.get_submodule(path), batches, wanted)
+            scores["output_kl"][path][label] = swap_divergence(teacher, path, student.get_submodule(path), [inputs for inputs, _ in batches], wanted)
+        gains[label] = _finetuned_loss(student, teacher, train, batches, wanted, spec, seed, task) - reference
+    weights = _site_weights(scores["output_kl"])
+    for path in blocks:
+        scores["task"][path] |= {label: gain * weights[path] for label, gain in gains.items()}
     return scores
+
+
+def _site_weights(divergences: Losses) -> dict[str, float]:
+    """How much each site weighs in the output: its divergences summed over options, as a share of all sites'."""
+    totals = {path: sum(by_option.values()) for path, by_option in divergences.items()}
+    whole = sum(totals.values())
+    return {path: total / whole if whole > 0 else 1 / len(totals) for path, total in totals.items()}
+
+
+def _finetuned_loss(model: nn.Module, teacher: nn.Module, train: DataLoader, batches: Sequence[tuple[Inputs, torch.Tensor]],
+                    wanted: Sequence[torch.Tensor], spec: PredictorSpec, seed: int, task: TaskLoss) -> float:
+    """`model` trained whole `spec.finetune_steps` steps on `task`, then its mean task loss on `batches`."""
+    torch.manual_seed(seed)
+    model.train().requires_grad_(True)
+    optimizer = create_optimizer_v2(model.parameters(), opt="adamw", lr=spec.finetune_lr)
+    device = next(model.parameters()).device
+    for inputs, labels in itertools.islice(_pairs(train), spec.finetune_steps):
+        inputs, labels = to_device(inputs, device), labels.to(device)
+        target = _teacher_output(teacher, inputs) if task.uses_teacher else None
+        loss, _ = task(predict(model, inputs), target, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    model.eval().requires_grad_(False)
+    with torch.no_grad():
+        losses = [task(predict(model, inputs), target, labels)[0].item() for (inputs, labels), target in zip(batches, wanted)]
+    return sum(losses) / len(losses)
+
+
+def _teacher_output(teacher: nn.Module, inputs: Inputs) -> torch.Tensor:
+    with torch.no_grad():
+        return predict(teacher, inputs)
 
 
 @torch.no_grad()
@@ -139,7 +184,11 @@ def _numel(output: object, mask: torch.Tensor | None) -> float:
     return float(mask.sum().item() * tensor.shape[-1]) if mask is not None and tensor.dim() == 3 else float(tensor.numel())
 
 
+def _pairs(loader: DataLoader) -> Iterator[tuple[Inputs, torch.Tensor]]:
+    """(inputs, labels) batches, going round the loader for as long as they are asked for."""
+    return itertools.chain.from_iterable(iter(loader) for _ in itertools.count())
+
+
 def _cycle(loader: DataLoader, steps: int) -> Iterator[Inputs]:
     """`steps` training inputs, going round the loader as often as it takes."""
-    batches = itertools.chain.from_iterable(iter(loader) for _ in itertools.count())
-    return (inputs for inputs, _ in itertools.islice(batches, steps))
+    return (inputs for inputs, _ in itertools.islice(_pairs(loader), steps))

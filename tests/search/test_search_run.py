@@ -112,7 +112,7 @@ def test_budgets_out_of_reach_or_met_by_the_teacher_are_refused(searched, tmp_pa
     result = invoke("search", recipe, "--out", out, "--name", "x", "--set", "search.budget.energy=1e-12")
     assert result.exit_code == 2 and "no mix fits the budget: energy <= 1e-12 is tightest" in result.output
     keeping = searched_recipe(tmp_path, ["keep", {"substitute": "conv"}], {"params": "2.0x"})
-    result = invoke("search", keeping, "--out", out, "--name", "y")
+    result = invoke("search", keeping, "--out", out, "--name", "y", "--set", "search.predictor.score=output_kl")  # no option beats keep
     assert result.exit_code == 2 and "lets every site keep its attention" in result.output
 
 
@@ -133,6 +133,7 @@ def test_teacher_forcing_keeps_each_site_apart() -> None:
     from surgery.rewrite.student import build_student
     from surgery.search import mix_recipe
     from surgery.search.predictor import predict_losses
+    from surgery.train.objectives import TaskLoss
 
     recipe = recipe_from_data(recipe_data(trained=True))
     torch.manual_seed(0)
@@ -141,12 +142,26 @@ def test_teacher_forcing_keeps_each_site_apart() -> None:
     both = build_student(teacher, plan(mix_recipe(recipe, dict.fromkeys(SITES, conv)), teacher))
     alone = build_student(teacher, plan(mix_recipe(recipe, {SITES[0]: "keep", SITES[1]: conv}), teacher))
     loaders = build_loaders(recipe.data, (1, 8, 8), 32, seed=0)
-    spec = PredictorSpec(steps=4, batch_size=32)
-    together = predict_losses(teacher, {"conv": both}, {p: p.rpartition(".")[0] for p in SITES}, loaders.train, loaders.val, spec, 0)
-    apart = predict_losses(teacher, {"conv": alone}, {SITES[1]: "blocks.1"}, loaders.train, loaders.val, spec, 0)
+    spec = PredictorSpec(steps=4, finetune_steps=2, batch_size=32)
+    task = TaskLoss(uses_teacher=False)
+    together = predict_losses(teacher, {"conv": both}, {p: p.rpartition(".")[0] for p in SITES}, loaders.train, loaders.val, spec, 0, task)
+    apart = predict_losses(teacher, {"conv": alone}, {SITES[1]: "blocks.1"}, loaders.train, loaders.val, spec, 0, task)
     for score in ("block_error", "output_kl"):
         assert together[score][SITES[1]]["conv"] == pytest.approx(apart[score][SITES[1]]["conv"], rel=1e-5)
         assert together[score][SITES[0]]["keep"] == 0 and together[score][SITES[0]]["conv"] > 0
+
+
+def test_the_task_score_shares_one_gain_per_option_out_by_how_much_each_site_weighs(searched) -> None:
+    _, out, report = searched
+    everything = [json.loads(path.read_text()) for path in (out / "cache").glob("losses-*.json")]
+    cached = next(scores for scores in everything if set(scores["task"][SITES[0]]) == {"keep", *report["options"]})
+    assert cached["task"] == {path: {label: entry["predicted"] for label, entry in site["options"].items()} for path, site in report["sites"].items()}
+    weighs = {path: sum(by_option.values()) for path, by_option in cached["output_kl"].items()}
+    for label in report["options"]:
+        per_weight = [cached["task"][path][label] / (weighs[path] / sum(weighs.values())) for path in SITES]
+        assert per_weight == pytest.approx([per_weight[0]] * len(SITES))  # the option's gain, whichever site
+        uniform = report["uniform"][label]["predicted"]
+        assert uniform == pytest.approx(per_weight[0])  # every site taking it: the whole gain
 
 
 def test_the_output_score_is_the_divergence_of_the_model_with_that_site_alone_swapped() -> None:

@@ -56,7 +56,7 @@ def test_search_section_is_read_and_needs_no_rewrites(tmp_path: Path) -> None:
     assert search.candidates[1] == Substitution(substitute="bilstm", params={"init": "attention"})
     assert search.candidates[3].keep_ratios == [0.5, 1.0]
     assert search.budget.limits() == {"energy": Limit(value=0.8, relative=True), "params": Limit(value=5e6)}
-    assert (search.predictor.steps, search.predictor.batch_size, search.predictor.lr, search.predictor.score) == (20, 64, 2e-3, "output_kl")
+    assert (search.predictor.steps, search.predictor.batch_size, search.predictor.lr, search.predictor.score) == (20, 64, 2e-3, "task")
 
 
 def test_a_searched_recipe_dumps_and_reads_back_the_same(tmp_path: Path) -> None:
