@@ -3,13 +3,14 @@
 1. `recipes/quickstart_search.yaml` is searched three times into one directory: with its own budget (cold: the
    teacher is fit, every option priced and distilled), at the ReRAM energy of the all-BiLSTM student, and at 80 % of
    it (both warm: only the solver runs).
-2. Mixes evenly spaced along the front, both chosen mixes and every uniform choice are written as plain recipes and
-   run with the quickstart's distill, finetune and evaluate stages (the same budget for every mix: pruning, which
-   only the BiLSTMs can, is left out), from the teacher the search fit (the fit stage's output for seed 0), two runs
-   at a time on one thread each.
+2. Every mix on the front (or `--mixes` evenly spaced), both chosen mixes and every uniform choice are written as
+   plain recipes and run with the quickstart's distill, finetune and evaluate stages (the same budget for every mix:
+   pruning, which only the BiLSTMs can, is left out; a mix that only drops attention has nothing to distill and is
+   finetuned alone), from the teacher the search fit (the fit stage's output for seed 0), two runs at a time on one
+   thread each, with `--seeds` training seeds.
 3. Spearman's rank correlation between predicted loss and measured top-1 (after distill + finetune) over the front's mixes.
 
-    python -m benchmarks.search_quickstart --out benchmarks/search_quickstart
+    python -m benchmarks.search_quickstart --out benchmarks/search_quickstart --seeds 3
 """
 
 from __future__ import annotations
@@ -53,15 +54,15 @@ def searches(folder: Path) -> tuple[dict[str, SearchResult], dict[str, float]]:
     return results, wall
 
 
-def mixes_to_train(result: SearchResult, count: int, chosen: dict[str, Mix]) -> dict[str, Mix]:
-    """`count` mixes evenly spaced along the front (cheapest first), the chosen ones and the uniform choices; all-identity
-    is left out, since its distill stage has nothing to train and is refused."""
+def mixes_to_train(result: SearchResult, count: int | None, chosen: dict[str, Mix]) -> dict[str, Mix]:
+    """`count` mixes evenly spaced along the front (cheapest first; None: all of it), the chosen ones and the uniform choices."""
     front = result.front
-    picks = sorted({round(i * (len(front) - 1) / (count - 1)) for i in range(count)})
+    count = min(count or len(front), len(front))
+    picks = sorted({round(i * (len(front) - 1) / max(count - 1, 1)) for i in range(count)})
     mixes = {f"front{index:02d}": front[index] for index in picks}
     mixes |= {f"chosen_{name}": mix for name, mix in chosen.items()}
     mixes |= {"all_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_"): mix for label, mix in result.uniform.items()}
-    return {name: mix for name, mix in mixes.items() if set(mix.sites.values()) != {"identity"}}  # nothing to distill: apply refuses
+    return mixes
 
 
 def write_recipes(result: SearchResult, mixes: dict[str, Mix], folder: Path, teacher: Path) -> dict[str, Path]:
@@ -113,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/search_quickstart"), help="Writes OUT.json and OUT.md.")
     parser.add_argument("--workdir", type=Path, default=Path("runs/search_quickstart"))
-    parser.add_argument("--mixes", type=int, default=10, help="Mixes taken along the front.")
+    parser.add_argument("--mixes", type=int, default=None, help="Mixes taken along the front, evenly spaced (default: every one).")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=2, help="Training seeds per mix; the table shows their mean.")
     args = parser.parse_args()
