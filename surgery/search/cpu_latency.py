@@ -17,7 +17,7 @@ from torch import nn
 
 from surgery.deploy.bench import BenchSettings, cpu_threads, onnx_runner, ort_session, time_alternating
 from surgery.errors import SurgeryError
-from surgery.models import example_input
+from surgery.models import example_input, takes_tokens
 from surgery.train.capture import capture_inputs
 
 
@@ -26,9 +26,11 @@ def site_latencies(models: Mapping[str, nn.Module], sites: Sequence[str], size: 
     """Median seconds of each site's module in each model (option label -> site path -> s), and of the whole `keep` model.
 
     Raises:
-        SurgeryError: a site module that does not export on its input alone (a text encoder's, which takes masks).
+        SurgeryError: a text encoder (its sites take masks), or a site module that does not export on its input alone.
     """
     teacher = models["keep"].eval()
+    if takes_tokens(teacher):
+        raise SurgeryError("cpu_latency: a text encoder's sites take attention masks and cannot be timed alone; budget another metric")
     with torch.no_grad(), capture_inputs(teacher, sites) as fed:
         teacher(example_input(teacher, size))
     with tempfile.TemporaryDirectory(prefix="surgery-search-") as workdir, cpu_threads(1, settings.pin):

@@ -37,7 +37,7 @@ from surgery.search.mix_recipe import mix_recipe, write_mix_recipe
 from surgery.search.options import SearchOption, mix_candidates, search_options, searched, site_candidate, trains
 from surgery.search.predictor import Losses, predict_losses
 from surgery.search.solver import Mix, Option, choose, pareto_front
-from surgery.train.checkpoint import load_weights_into, save_model_atomic, seed_everything
+from surgery.train.checkpoint import load_weights_into, save_model_atomic, seed_everything, write_text_atomic
 from surgery.train.distributed import DistContext
 from surgery.train.metrics import MetricsLog
 from surgery.train.objectives import TaskLoss
@@ -145,7 +145,7 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
         costs, cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
         note(cached)
     with phases("predictor") as note:
-        losses, cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size, device)
+        losses, cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size)
         note(cached)
     with phases("solve"):
         budget = search.budget.resolve(costs.teacher)
@@ -158,12 +158,9 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     trainable = {o.label: trains(candidates[first][o.label], sites[first], teacher.get_submodule(first)) for o in options}
     result = SearchResult(recipe, axis, budget, options, candidates, trainable, costs, losses, sparsity, front, chosen, target, teacher_top1,
                           phases.timing)
-    try:
-        result.write_mix(chosen, out, mix_recipe_name(recipe, name))
-    except SurgeryError as error:
-        raise SurgeryError(f"the budget {_budget_text(budget)} lets every site keep its attention: {error}; tighten it to search") from error
-    from surgery.train.checkpoint import write_text_atomic
-
+    if all(label == "keep" for label in chosen.sites.values()):
+        raise SurgeryError(f"the budget {_budget_text(budget)} lets every site keep its attention, and so would the teacher: tighten it to search")
+    result.write_mix(chosen, out, mix_recipe_name(recipe, name))
     write_text_atomic(out / "search.json", json.dumps(result.to_json(), indent=2))
     return result
 
@@ -304,7 +301,7 @@ def _machine() -> dict[str, str]:
 
 
 def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, options: list[SearchOption], sites_plan: Plan,
-            students: _Students, size: tuple[int, ...], device: str) -> tuple[Losses, bool]:
+            students: _Students, size: tuple[int, ...]) -> tuple[Losses, bool]:
     training = search.predictor.model_dump(mode="json", exclude={"score"})  # one run scores both ways
     key = cache_key("losses", teacher_key, recipe.model_dump(mode="json", include={"data", "seed"}), training,
                     [o.to_json() for o in options], sites_plan.selected_paths)

@@ -59,3 +59,14 @@ def test_the_teacher_is_its_own_base_plus_attention(priced) -> None:
     assert table.mix_cost(dict.fromkeys(SITES, "keep")) == pytest.approx(table.teacher)
     assert all(table.sites[path]["identity"]["energy"] == 0 for path in SITES)  # dropping attention runs nothing
     assert all(table.sites[path]["conv"]["macs"] < table.sites[path]["bilstm"]["macs"] for path in SITES)
+
+
+def test_every_site_module_of_every_option_is_timed_alone_beside_the_whole_teacher(priced) -> None:
+    from surgery.deploy.bench import BenchSettings
+    from surgery.search.cpu_latency import site_latencies
+
+    recipe, teacher, _, size = priced
+    models = {"keep": teacher, "identity": build_student(teacher, plan(mix_recipe(recipe, dict.fromkeys(SITES, OPTIONS["identity"])), teacher))}
+    per_site, whole = site_latencies(models, SITES, size, BenchSettings(runs=3, warmup=1, pin=False))
+    assert set(per_site) == {"keep", "identity"} and all(set(by_site) == set(SITES) for by_site in per_site.values())
+    assert whole > 0 and all(seconds > 0 for by_site in per_site.values() for seconds in by_site.values())  # identity: a graph of one constant
