@@ -24,20 +24,18 @@ def search(
     loss against cost, and write the lowest-loss mix within the budget as a plain recipe."""
     from surgery.cli.render import search_table
     from surgery.search.driver import run_search
-    from surgery.search.plot import plot_front
     from surgery.targets import resolve_target
 
     loaded = resolve_target(str(recipe), overrides, accepts=("recipe",)).recipe
     out = out or Path("runs") / f"{loaded.name}_search"
     result = run_search(loaded, out, name=name, force=force, device=device)
     report = result.to_json()
-    plot_front(report, out / "front.png")
+    dropped = report["chosen"]["dropped_stages"]
+    if dropped:
+        stderr.print(f"left out of the mix's recipe, which could not run them: {', '.join(dropped)}", style="yellow", highlight=False)
     if as_json:
         print_json(report)
         return
     stdout.print(search_table(report))
     stderr.print(f"front plotted to {out / 'front.png'}; search written to {out / 'search.json'}", highlight=False)
-    dropped = report["chosen"]["dropped_stages"]
-    if dropped:
-        stderr.print(f"left out of the mix's recipe, which could not run them: {', '.join(dropped)}", style="yellow", highlight=False)
     stdout.print(f"chosen mix written to {result.recipe_path}: surgery apply {result.recipe_path}", highlight=False)

@@ -35,6 +35,7 @@ from surgery.search.cache import cache_key, read_cached, write_cached
 from surgery.search.costs import CostTable, cost_table
 from surgery.search.mix_recipe import mix_recipe, write_mix_recipe
 from surgery.search.options import SearchOption, mix_candidates, search_options, searched, site_candidate, trains
+from surgery.search.plot import plot_front
 from surgery.search.predictor import Losses, predict_losses
 from surgery.search.solver import Mix, Option, choose, pareto_front
 from surgery.train.checkpoint import load_weights_into, save_model_atomic, seed_everything, write_text_atomic
@@ -117,7 +118,8 @@ def _mix_json(mix: Mix) -> dict[str, Any]:
 
 
 def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: bool = False, device: str = "cpu") -> SearchResult:
-    """Search `recipe` (which must have a `search` section) into `out`; returns the result, also written as out/search.json.
+    """Search `recipe` (which must have a `search` section) into `out`; returns the result, also written as out/search.json
+    and drawn as out/front.png.
 
     Raises:
         SurgeryError: no substitute to choose from, a halt stage, two searched sites in one block, no mix in the
@@ -161,7 +163,9 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     if all(label == "keep" for label in chosen.sites.values()):
         raise SurgeryError(f"the budget {_budget_text(budget)} lets every site keep its attention, and so would the teacher: tighten it to search")
     result.write_mix(chosen, out, mix_recipe_name(recipe, name))
-    write_text_atomic(out / "search.json", json.dumps(result.to_json(), indent=2))
+    report = result.to_json()
+    write_text_atomic(out / "search.json", json.dumps(report, indent=2))
+    plot_front(report, out / "front.png")
     return result
 
 
