@@ -4,9 +4,10 @@ The public face, in the order of the pipeline: load a recipe, build its
 model, find its attention sites, `plan` the surgery (nothing is mutated),
 `build_student` from the plan, `count` and `price_models` what changed;
 `apply_recipe` runs a whole recipe (`surgery apply`), `load_run` rebuilds a
-finished run, `export_onnx` writes a model for deployment. The subpackages
-(`graph`, `detect`, `rewrite`, `measure`, `train`, `runs`, `deploy`,
-`analyze`) hold the rest.
+finished run, `export_onnx` writes a model for deployment, `run_search` searches
+a recipe's mix of substitutes (`surgery search`). The subpackages (`graph`,
+`detect`, `rewrite`, `measure`, `train`, `runs`, `search`, `deploy`, `analyze`)
+hold the rest.
 
 Example:
     >>> import surgery
@@ -44,6 +45,8 @@ __getattr__, __dir__ = lazy_exports(
         "load_run": "surgery.runs",
         "plan": "surgery.rewrite.plan",
         "price_models": "surgery.measure.costing",
+        "run_search": "surgery.search.driver",
+        "SearchResult": "surgery.search.driver",
     },
 )
-__all__ = ["CostReport", "Counts", "ExportResult", "Location", "Plan", "Problem", "Recipe", "RecipeError", "RunDir", "Site", "Step", "SurgeryError", "apply_recipe", "build_model", "build_student", "check_recipe", "count", "export_onnx", "find_sites", "input_size", "load_recipe", "load_run", "plan", "price_models"]
+__all__ = ["CostReport", "Counts", "ExportResult", "Location", "Plan", "Problem", "Recipe", "RecipeError", "RunDir", "Site", "Step", "SurgeryError", "apply_recipe", "build_model", "build_student", "check_recipe", "count", "export_onnx", "find_sites", "input_size", "load_recipe", "load_run", "plan", "price_models", "run_search", "SearchResult"]
