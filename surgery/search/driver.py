@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,9 +133,8 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     if target.exists() and not force:
         raise SurgeryError(f"{target} exists: pass --force to replace it, or --name to write the mix under another name")
     phases = _Phases()
-    with phases("teacher") as note:
-        teacher, teacher_key, teacher_top1, cached = _teacher(recipe, out / CACHE, device)
-        note(cached)
+    with phases("teacher") as phase:
+        teacher, teacher_key, teacher_top1, phase.cached = _teacher(recipe, out / CACHE, device)
     size = input_size(teacher, recipe.model.input_size)
     with phases("sparsity"):
         sparsity = _sparsity(recipe, teacher, size)
@@ -143,12 +142,10 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     sites = {step.site.path: step.site for step in sites_plan.steps}
     students = _Students(recipe, options, sites, teacher)
     metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in {*search.budget.limits(), search.front_axis}]
-    with phases("costs") as note:
-        costs, cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
-        note(cached)
-    with phases("predictor") as note:
-        losses, cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size)
-        note(cached)
+    with phases("costs") as phase:
+        costs, phase.cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
+    with phases("predictor") as phase:
+        losses, phase.cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size)
     with phases("solve"):
         budget = search.budget.resolve(costs.teacher)
         axis = search.front_axis
@@ -189,6 +186,12 @@ def _refuse_unsearchable(recipe: Recipe, options: list[SearchOption]) -> None:
         raise SurgeryError(f"recipe {recipe.name!r}: stage {halting[0]} halts tokens; the predictor compares every token, so search a recipe without halt")
 
 
+@dataclass
+class _Phase:
+    cached: bool | None = None
+    """Whether the phase's result came from the cache; None for a phase that caches nothing."""
+
+
 class _Phases:
     """Wall time of each phase, and whether its result came from the cache."""
 
@@ -196,10 +199,11 @@ class _Phases:
         self.timing: dict[str, Any] = {}
 
     @contextmanager
-    def __call__(self, phase: str) -> Iterator[Callable[[bool], None]]:
-        started, cached = time.perf_counter(), {}
-        yield lambda hit: cached.__setitem__("cached", hit)
-        self.timing[phase] = {"wall_s": round(time.perf_counter() - started, 3), **cached}
+    def __call__(self, name: str) -> Iterator[_Phase]:
+        started, phase = time.perf_counter(), _Phase()
+        yield phase
+        cached = {"cached": phase.cached} if phase.cached is not None else {}
+        self.timing[name] = {"wall_s": round(time.perf_counter() - started, 3), **cached}
 
 
 def _teacher(recipe: Recipe, cache: Path, device: str) -> tuple[nn.Module, str, float | None, bool]:

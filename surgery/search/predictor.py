@@ -33,6 +33,7 @@ from surgery.recipe import PredictorSpec
 from surgery.rewrite.student import substitute_paths
 from surgery.train.batches import Inputs, is_text, predict, to_device, token_mask
 from surgery.train.capture import capture_inputs, capture_outputs, force_inputs
+from surgery.train.engine import console
 from surgery.train.evaluation import first_tensor
 from surgery.train.objectives import TaskLoss
 
@@ -58,7 +59,8 @@ def predict_losses(teacher: nn.Module, students: Mapping[str, nn.Module], blocks
         wanted = [predict(teacher, inputs) for inputs, _ in batches]
     gains = {}
     reference = _finetuned_loss(copy.deepcopy(teacher), teacher, train, batches, wanted, spec, seed, task) if not task.uses_teacher else 0.0
-    for label, student in students.items():
+    for index, (label, student) in enumerate(students.items(), 1):
+        console.print(f"predictor {index}/{len(students)}: {label}, {spec.steps} distillation and {spec.finetune_steps} finetune steps", highlight=False)
         torch.manual_seed(seed)
         _distill(teacher, student, list(blocks.values()), _cycle(train, spec.steps), spec.lr)
         errors = block_errors(teacher, student, list(blocks.values()), [inputs for inputs, _ in batches])
