@@ -29,13 +29,13 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 from torch.utils.data import DataLoader
 
-from surgery.recipe import PredictorSpec
+from surgery.recipe import DistillStage, FinetuneStage, PredictorSpec
 from surgery.rewrite.student import substitute_paths
 from surgery.train.batches import Inputs, is_text, predict, to_device, token_mask
 from surgery.train.capture import capture_inputs, capture_outputs, force_inputs
-from surgery.train.engine import console
+from surgery.train.engine import Objective, console
 from surgery.train.evaluation import first_tensor
-from surgery.train.objectives import TaskLoss
+from surgery.train.objectives import TaskLoss, ce_objective, distill_objective, embedding_objective
 
 Losses = dict[str, dict[str, float]]
 """Site path -> option label -> predicted loss."""
@@ -55,19 +55,26 @@ def predict_losses(teacher: nn.Module, students: Mapping[str, nn.Module], blocks
     teacher.eval()
     device = next(teacher.parameters()).device
     batches = [(to_device(inputs, device), labels.to(device)) for inputs, labels in itertools.islice(val, spec.eval_batches)]
+    inputs = [batch for batch, _ in batches]
     with torch.no_grad():
-        wanted = [predict(teacher, inputs) for inputs, _ in batches]
+        wanted = [predict(teacher, batch) for batch in inputs]
+    imitate = distill_objective(teacher, DistillStage(epochs=1, lr=spec.lr, mode="teacher_forced", ce_weight=0.0), list(blocks.values()), list(blocks),
+                                text=task.uses_teacher)
+    learn = embedding_objective(teacher) if task.uses_teacher else ce_objective(FinetuneStage(epochs=1, lr=spec.finetune_lr))
+    reference = 0.0
+    if not task.uses_teacher:  # a classifier's loss is the teacher's too: it gets the same finetune
+        reference = _finetuned_loss(copy.deepcopy(teacher), learn, train, batches, wanted, spec, seed, task)
     gains = {}
-    reference = _finetuned_loss(copy.deepcopy(teacher), teacher, train, batches, wanted, spec, seed, task) if not task.uses_teacher else 0.0
     for index, (label, student) in enumerate(students.items(), 1):
         console.print(f"predictor {index}/{len(students)}: {label}, {spec.steps} distillation and {spec.finetune_steps} finetune steps", highlight=False)
         torch.manual_seed(seed)
-        _distill(teacher, student, list(blocks.values()), _cycle(train, spec.steps), spec.lr)
-        errors = block_errors(teacher, student, list(blocks.values()), [inputs for inputs, _ in batches])
+        _train(student, [p for path in substitute_paths(student) for p in student.get_submodule(path).parameters()], imitate,
+               itertools.islice(_pairs(train), spec.steps), spec.lr)
+        errors = block_errors(teacher, student, list(blocks.values()), inputs)
         for path, block in blocks.items():
             scores["block_error"][path][label] = errors[block]
-            scores["output_kl"][path][label] = swap_divergence(teacher, path, student.get_submodule(path), [inputs for inputs, _ in batches], wanted)
-        gains[label] = _finetuned_loss(student, teacher, train, batches, wanted, spec, seed, task) - reference
+            scores["output_kl"][path][label] = swap_divergence(teacher, path, student.get_submodule(path), inputs, wanted)
+        gains[label] = _finetuned_loss(student, learn, train, batches, wanted, spec, seed, task) - reference
     weights = _site_weights(scores["output_kl"])
     for path in blocks:
         scores["task"][path] |= {label: gain * weights[path] for label, gain in gains.items()}
@@ -81,29 +88,33 @@ def _site_weights(divergences: Losses) -> dict[str, float]:
     return {path: total / whole if whole > 0 else 1 / len(totals) for path, total in totals.items()}
 
 
-def _finetuned_loss(model: nn.Module, teacher: nn.Module, train: DataLoader, batches: Sequence[tuple[Inputs, torch.Tensor]],
+def _finetuned_loss(model: nn.Module, learn: Objective, train: DataLoader, batches: Sequence[tuple[Inputs, torch.Tensor]],
                     wanted: Sequence[torch.Tensor], spec: PredictorSpec, seed: int, task: TaskLoss) -> float:
-    """`model` trained whole `spec.finetune_steps` steps on `task`, then its mean task loss on `batches`."""
+    """`model` trained whole `spec.finetune_steps` steps on `learn`, then its mean task loss on `batches` (the teacher's
+    outputs `wanted` are a text encoder's targets)."""
     torch.manual_seed(seed)
-    model.train().requires_grad_(True)
-    optimizer = create_optimizer_v2(model.parameters(), opt="adamw", lr=spec.finetune_lr)
-    device = next(model.parameters()).device
-    for inputs, labels in itertools.islice(_pairs(train), spec.finetune_steps):
-        inputs, labels = to_device(inputs, device), labels.to(device)
-        target = _teacher_output(teacher, inputs) if task.uses_teacher else None
-        loss, _ = task(predict(model, inputs), target, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    model.eval().requires_grad_(False)
+    _train(model, list(model.parameters()), learn, itertools.islice(_pairs(train), spec.finetune_steps), spec.finetune_lr)
     with torch.no_grad():
         losses = [task(predict(model, inputs), target, labels)[0].item() for (inputs, labels), target in zip(batches, wanted)]
     return sum(losses) / len(losses)
 
 
-def _teacher_output(teacher: nn.Module, inputs: Inputs) -> torch.Tensor:
-    with torch.no_grad():
-        return predict(teacher, inputs)
+def _train(model: nn.Module, params: list[nn.Parameter], objective: Objective, batches: Iterator[tuple[Inputs, torch.Tensor]], lr: float) -> None:
+    """`params` of `model` trained on `objective` over `batches` (AdamW, constant `lr`, no weight decay); none: nothing
+    to learn (a substitute that drops attention), and the model stays as it is."""
+    if not params:
+        return
+    model.train().requires_grad_(False)
+    for parameter in params:
+        parameter.requires_grad_(True)
+    optimizer = create_optimizer_v2(params, opt="adamw", lr=lr, weight_decay=0.0)
+    device = next(model.parameters()).device
+    for inputs, labels in batches:
+        result = objective(model, to_device(inputs, device), labels.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimizer.step()
+    model.eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -129,29 +140,6 @@ def _swapped(model: nn.Module, path: str, module: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.set_submodule(path, original)
-
-
-def _distill(teacher: nn.Module, student: nn.Module, blocks: Sequence[str], batches: Iterator[Inputs], lr: float) -> None:
-    params = [p for path in substitute_paths(student) for p in student.get_submodule(path).parameters()]
-    if not params:  # dropping attention: nothing to learn, its error is what it is
-        return
-    student.requires_grad_(False)
-    for parameter in params:
-        parameter.requires_grad_(True)
-    optimizer = create_optimizer_v2(params, opt="adamw", lr=lr, weight_decay=0.0)
-    student.train()
-    device = next(student.parameters()).device
-    for inputs in batches:
-        inputs = to_device(inputs, device)
-        wanted, fed = _teacher_blocks(teacher, blocks, inputs)
-        with force_inputs(student, fed), capture_outputs(student, blocks) as got:
-            predict(student, inputs)
-        mask = token_mask(inputs)
-        loss = torch.stack([_squared_error(first_tensor(got[b]), first_tensor(wanted[b]), mask)[0] / _numel(wanted[b], mask) for b in blocks]).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    student.eval()
 
 
 @torch.no_grad()
@@ -181,16 +169,7 @@ def _squared_error(got: torch.Tensor, wanted: torch.Tensor, mask: torch.Tensor |
     return ((got - wanted) ** 2 * keep).sum(), (wanted**2 * keep).sum()
 
 
-def _numel(output: object, mask: torch.Tensor | None) -> float:
-    tensor = first_tensor(output)
-    return float(mask.sum().item() * tensor.shape[-1]) if mask is not None and tensor.dim() == 3 else float(tensor.numel())
-
-
 def _pairs(loader: DataLoader) -> Iterator[tuple[Inputs, torch.Tensor]]:
     """(inputs, labels) batches, going round the loader for as long as they are asked for."""
     return itertools.chain.from_iterable(iter(loader) for _ in itertools.count())
 
-
-def _cycle(loader: DataLoader, steps: int) -> Iterator[Inputs]:
-    """`steps` training inputs, going round the loader as often as it takes."""
-    return (inputs for inputs, _ in itertools.islice(_pairs(loader), steps))
