@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from surgery.data import build_loaders
-from surgery.detect.sites import Site
+from surgery.deploy.machine import machine
 from surgery.detect.sparsity import METRICS as SPARSITY_METRICS
 from surgery.detect.sparsity import measure_sites
 from surgery.errors import SurgeryError
@@ -33,8 +33,8 @@ from surgery.runs.stages import run_stage, stage_label
 from surgery.runs.state import RunState
 from surgery.search.cache import cache_key, read_cached, write_cached
 from surgery.search.costs import CostTable, cost_table
-from surgery.search.mix_recipe import mix_recipe, write_mix_recipe
-from surgery.search.options import SearchOption, mix_candidates, search_options, searched, site_candidate, trains
+from surgery.search.mix_recipe import mix_recipe, save_recipe
+from surgery.search.options import SearchOption, search_options, searched, site_candidate, trains
 from surgery.search.plot import plot_front
 from surgery.search.predictor import Losses, predict_losses
 from surgery.search.solver import Mix, Option, choose, pareto_front
@@ -73,15 +73,18 @@ class SearchResult:
         sites = list(self.costs.sites)
         return {option.label: self._mix({path: option.label for path in sites}) for option in self.options if not option.keeps}
 
-    def write_mix(self, mix: Mix, folder: Path, name: str) -> Path:
-        """`mix` as a plain recipe, folder/<name>.yaml (`write_mix_recipe`)."""
+    def mix_recipe(self, mix: Mix, name: str | None = None) -> Recipe:
+        """`mix` as a plain recipe (`surgery.search.mix_recipe`), without the stages it could not run."""
         trainable = any(self.trainable[label] for label in mix.sites.values() if label != "keep")
-        return write_mix_recipe(self.recipe, {path: self.candidates[path][label] for path, label in mix.sites.items()}, folder, name, trainable=trainable)
+        return mix_recipe(self.recipe, {path: self.candidates[path][label] for path, label in mix.sites.items()}, name, trainable=trainable)
+
+    def write_mix(self, mix: Mix, folder: Path, name: str) -> Path:
+        """`mix_recipe(mix, name)` written as folder/<name>.yaml."""
+        return save_recipe(self.mix_recipe(mix, name), folder)
 
     def dropped_stages(self, mix: Mix) -> list[str]:
-        """The recipe's stages `write_mix` leaves out of `mix`'s recipe, which apply would refuse (`mix_recipe`)."""
-        trainable = any(self.trainable[label] for label in mix.sites.values() if label != "keep")
-        written = mix_recipe(self.recipe, {path: self.candidates[path][label] for path, label in mix.sites.items()}, trainable=trainable)
+        """The recipe's stages `mix`'s recipe leaves out, which apply would refuse."""
+        written = self.mix_recipe(mix)
         return [stage_label(stage, index) for index, stage in enumerate(self.recipe.stages) if stage not in written.stages]
 
     def fits(self, mix: Mix) -> bool:
@@ -122,11 +125,13 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     and drawn as out/front.png.
 
     Raises:
-        SurgeryError: no substitute to choose from, a halt stage, two searched sites in one block, no mix in the
+        SurgeryError: no data, no substitute to choose from, a halt stage, two searched sites in one block, no mix in the
             budget, a budget only the teacher meets, or out/<name>.yaml there already (without `force`).
     """
     search = searched(recipe)
     check_recipe(recipe)
+    if recipe.data is None:
+        raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
     options = search_options(search)
     _refuse_unsearchable(recipe, options)
     target = out / f"{mix_recipe_name(recipe, name)}.yaml"
@@ -140,7 +145,8 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
         sparsity = _sparsity(recipe, teacher, size)
     sites_plan = _sites(recipe, search, options, teacher, sparsity)
     sites = {step.site.path: step.site for step in sites_plan.steps}
-    students = _Students(recipe, options, sites, teacher)
+    candidates = {path: {o.label: site_candidate(o, site, teacher.get_submodule(path)) for o in options} for path, site in sites.items()}
+    students = _Students(recipe, options, candidates, teacher)
     metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in {*search.budget.limits(), search.front_axis}]
     with phases("costs") as phase:
         costs, phase.cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
@@ -152,7 +158,6 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
         table = {path: [Option(o.label, losses[path][o.label], costs.sites[path][o.label]) for o in options] for path in sites}
         front = pareto_front(table, axis, {metric: limit for metric, limit in budget.items() if metric != axis}, costs.base)
         chosen = choose(front, budget)
-    candidates = {path: {o.label: candidate for o, candidate in zip(options, _written(options, sites[path], teacher))} for path in sites}
     first = next(iter(sites))
     trainable = {o.label: trains(candidates[first][o.label], sites[first], teacher.get_submodule(first)) for o in options}
     result = SearchResult(recipe, axis, budget, options, candidates, trainable, costs, losses, sparsity, front, chosen, target, teacher_top1,
@@ -164,10 +169,6 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     write_text_atomic(out / "search.json", json.dumps(report, indent=2))
     plot_front(report, out / "front.png")
     return result
-
-
-def _written(options: list[SearchOption], site: Site, teacher: nn.Module) -> list[Candidate]:
-    return [site_candidate(option, site, teacher.get_submodule(site.path)) for option in options]
 
 
 def mix_recipe_name(recipe: Recipe, name: str | None) -> str:
@@ -215,7 +216,7 @@ def _teacher(recipe: Recipe, cache: Path, device: str) -> tuple[nn.Module, str, 
     dumped = recipe.model_dump(mode="json", include={"model", "data", "seed"})
     key = cache_key("teacher", dumped, [stage.model_dump(mode="json") for stage in stages])
     seed_everything(recipe.seed)
-    teacher = recipe_model(recipe, device, weights=not any(stage.kind == "fit" for stage in stages))
+    teacher = recipe_model(recipe, device, weights=not stages)  # halting is refused: teacher stages are fits
     if not stages:
         return teacher.eval().requires_grad_(False), key, None, False
     weights, record = cache / f"teacher-{key}.safetensors", cache / f"teacher-{key}.json"
@@ -274,23 +275,22 @@ def _sites(recipe: Recipe, search: Search, options: list[SearchOption], teacher:
 class _Students:
     """Each substitute option's uniform student (every searched site takes it), built once when first needed."""
 
-    def __init__(self, recipe: Recipe, options: list[SearchOption], sites: dict[str, Site], teacher: nn.Module) -> None:
-        self.recipe, self.options, self.sites, self.teacher = recipe, options, sites, teacher
+    def __init__(self, recipe: Recipe, options: list[SearchOption], candidates: dict[str, dict[str, Candidate]], teacher: nn.Module) -> None:
+        self.recipe, self.options, self.candidates, self.teacher = recipe, options, candidates, teacher
         self._built: dict[str, nn.Module] = {}
 
     def all(self) -> dict[str, nn.Module]:
         """Option label -> uniform student, and `keep` -> the teacher."""
         for option in self.options:
             if not option.keeps and option.label not in self._built:
-                candidates = mix_candidates({path: option for path in self.sites}, self.sites, self.teacher)
-                uniform = plan(mix_recipe(self.recipe, candidates), self.teacher)
-                self._built[option.label] = build_student(self.teacher, uniform).eval()
+                uniform = mix_recipe(self.recipe, {path: by_option[option.label] for path, by_option in self.candidates.items()})
+                self._built[option.label] = build_student(self.teacher, plan(uniform, self.teacher)).eval()
         return {"keep": self.teacher, **self._built}
 
 
 def _costs(recipe: Recipe, cache: Path, options: list[SearchOption], sites_plan: Plan, students: _Students, size: tuple[int, ...],
            metrics: list[str]) -> tuple[CostTable, bool]:
-    machine_part = _machine() if "cpu_latency" in metrics else None
+    machine_part = machine() if "cpu_latency" in metrics else None
     key = cache_key("costs", recipe.model.model_dump(mode="json"), list(size), recipe.hardware.model_dump(mode="json"),
                     [o.to_json() for o in options], sites_plan.selected_paths, metrics, machine_part)
     path = cache / f"costs-{key}.json"
@@ -300,12 +300,6 @@ def _costs(recipe: Recipe, cache: Path, options: list[SearchOption], sites_plan:
     table = cost_table(recipe, students.all(), sites_plan.selected_paths, sites_plan.site_paths, size, metrics)
     write_cached(path, table.to_json())
     return table, False
-
-
-def _machine() -> dict[str, str]:
-    from surgery.deploy.machine import machine
-
-    return machine()
 
 
 def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, options: list[SearchOption], sites_plan: Plan,
@@ -319,8 +313,6 @@ def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, optio
         return known[search.predictor.score], True
     models = students.all()
     teacher = models.pop("keep")
-    if recipe.data is None:
-        raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
     loaders = build_loaders(recipe.data, size, search.predictor.batch_size, seed=recipe.seed, model=teacher)
     blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
     task = TaskLoss(uses_teacher=takes_tokens(teacher))

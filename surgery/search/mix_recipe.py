@@ -42,14 +42,18 @@ def mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], name: str | None = 
     return recipe_from_data({**data, "name": name or f"{recipe.name}_mix", "rewrites": rewrites, "stages": stages})
 
 
-def write_mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], folder: Path, name: str | None = None, *, trainable: bool = True) -> Path:
+def write_mix_recipe(recipe: Recipe, mix: Mapping[str, Candidate], folder: Path, name: str | None = None) -> Path:
     """Writes `mix_recipe` whole (extends resolved, defaults filled in) as `folder/<name>.yaml`, atomically; returns its path."""
+    return save_recipe(mix_recipe(recipe, mix, name), folder)
+
+
+def save_recipe(recipe: Recipe, folder: Path) -> Path:
+    """`recipe` whole as `folder/<name>.yaml`, atomically; returns its path."""
     from surgery.train.checkpoint import write_text_atomic  # torch comes with it: only when a file is written
 
-    written = mix_recipe(recipe, mix, name, trainable=trainable)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{written.name}.yaml"
-    write_text_atomic(path, dump_recipe(written))
+    path = folder / f"{recipe.name}.yaml"
+    write_text_atomic(path, dump_recipe(recipe))
     return path
 
 

@@ -7,7 +7,6 @@ site (that share of the units it would have at full width), so every option is a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from torch import nn
@@ -95,11 +94,6 @@ def trains(candidate: Candidate, site: Site, source: nn.Module) -> bool:
         return True
     assert isinstance(candidate, Substitution)
     return any(True for _ in build_substitute(candidate.substitute, site_spec(site), source, **candidate.params).parameters())
-
-
-def mix_candidates(options: Mapping[str, SearchOption], sites: Mapping[str, Site], teacher: nn.Module) -> dict[str, Candidate]:
-    """Site path -> what each site's option writes there, for `mix_recipe`."""
-    return {path: site_candidate(option, sites[path], teacher.get_submodule(path)) for path, option in options.items()}
 
 
 def searched(recipe: Recipe) -> Search:
