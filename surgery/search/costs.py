@@ -87,12 +87,12 @@ def cost_table(recipe: Recipe, models: Mapping[str, nn.Module], sites: Sequence[
 
 def _counted(recipe: Recipe, models: Mapping[str, nn.Module], sites: Sequence[str], all_sites: Sequence[str], size: tuple[int, ...]):
     """Params and MACs of each site's module (counted by torch's flop counter, recurrences from their weights)."""
-    priced = {}
+    priced, totals = {}, {}
     for label, model in models.items():
         counts = count(model, size)
         priced[label] = {path: {"params": float(module_params(model, path)), "macs": float(counts.module_macs(path))} for path in sites}
-    teacher = count(models["keep"], size)
-    return priced, {"params": float(teacher.params), "macs": float(teacher.macs)}
+        totals[label] = {"params": float(counts.params), "macs": float(counts.macs)}
+    return priced, totals["keep"]
 
 
 def _crossbar(recipe: Recipe, models: Mapping[str, nn.Module], sites: Sequence[str], all_sites: Sequence[str], size: tuple[int, ...]):
