@@ -27,12 +27,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
 from scipy.stats import spearmanr
 
 from surgery.deploy.machine import machine
 from surgery.recipe import load_recipe
 from surgery.search.driver import CACHE, SearchResult, run_search
+from surgery.search.mix_recipe import save_recipe
 from surgery.search.solver import Mix
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart_search.yaml"
@@ -66,22 +66,23 @@ def mixes_to_train(result: SearchResult, count: int | None, chosen: dict[str, Mi
 
 
 def write_recipes(result: SearchResult, mixes: dict[str, Mix], folder: Path, teacher: Path) -> dict[str, Path]:
-    """Each mix as the recipe the search writes, then started from the search's teacher (fit dropped, its weights loaded)
-    and stopped at its first evaluation, after distill and finetune."""
-    paths = {}
+    """Each distinct mix as the recipe the search writes, then started from the search's teacher (fit dropped, its
+    weights loaded) and stopped at its first evaluation, after distill and finetune; mix name -> its recipe."""
+    paths, written = {}, {}
     for name, mix in mixes.items():
-        path = result.write_mix(mix, folder, name)
-        data = yaml.safe_load(path.read_text())
-        data["model"]["checkpoint"] = str(teacher)
-        kinds = [stage["kind"] for stage in data["stages"]]
-        data["stages"] = [stage for stage in data["stages"][: kinds.index("evaluate") + 1] if stage["kind"] != "fit"]
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        paths[name] = path
+        sites = tuple(mix.sites.values())
+        if sites not in written:  # a chosen or uniform mix is often on the front as well: trained once
+            recipe = result.mix_recipe(mix, name)
+            kinds = [stage.kind for stage in recipe.stages]
+            stages = [stage for stage in recipe.stages[: kinds.index("evaluate") + 1] if stage.kind != "fit"]
+            model = recipe.model.model_copy(update={"checkpoint": teacher})
+            written[sites] = save_recipe(recipe.model_copy(update={"model": model, "stages": stages}), folder)
+        paths[name] = written[sites]
     return paths
 
 
 def train(recipes: dict[str, Path], runs: Path, workers: int, seeds: int) -> dict[str, dict]:
-    """`surgery apply` on every recipe with seeds 0 .. seeds-1, `workers` at a time on one thread each; the mean top-1."""
+    """`surgery apply` on every distinct recipe with seeds 0 .. seeds-1, `workers` at a time on one thread each; each mix's mean top-1."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
     def apply(job: tuple[str, Path, int]) -> tuple[str, float, float]:
@@ -92,14 +93,16 @@ def train(recipes: dict[str, Path], runs: Path, workers: int, seeds: int) -> dic
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return name, json.loads((out / "report.json").read_text())["student"]["top1"], time.perf_counter() - start
 
-    jobs = [(name, path, seed) for name, path in recipes.items() for seed in range(seeds)]
+    distinct = {path: path.stem for path in recipes.values()}  # mixes sharing a recipe are trained once
+    jobs = [(name, path, seed) for path, name in distinct.items() for seed in range(seeds)]
     with ThreadPoolExecutor(workers) as pool:
         done = list(pool.map(apply, jobs))
-    return {
+    measured = {
         name: {"student": statistics.mean(t for n, t, _ in done if n == name), "student_by_seed": [t for n, t, _ in done if n == name],
                "wall_s": sum(w for n, _, w in done if n == name)}
-        for name in recipes
+        for name in distinct.values()
     }
+    return {name: measured[distinct[path]] for name, path in recipes.items()}
 
 
 def _scores(folder: Path, result: SearchResult) -> dict[str, dict[str, dict[str, float]]]:
