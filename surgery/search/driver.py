@@ -150,12 +150,12 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in {*search.budget.limits(), search.front_axis}]
     with phases("costs") as phase:
         costs, phase.cached = _costs(recipe, out / CACHE, options, sites_plan, students, size, metrics)
+    budget, axis = search.budget.resolve(costs.teacher), search.front_axis
+    _check_reachable(recipe, options, costs, budget)
     with phases("predictor") as phase:
         losses, phase.cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size)
     with phases("solve"):
-        budget = search.budget.resolve(costs.teacher)
-        axis = search.front_axis
-        table = {path: [Option(o.label, losses[path][o.label], costs.sites[path][o.label]) for o in options] for path in sites}
+        table = _options_at(losses, options, costs)
         front = pareto_front(table, axis, {metric: limit for metric, limit in budget.items() if metric != axis}, costs.base)
         chosen = choose(front, budget)
     first = next(iter(sites))
@@ -169,6 +169,24 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     write_text_atomic(out / "search.json", json.dumps(report, indent=2))
     plot_front(report, out / "front.png")
     return result
+
+
+def _options_at(losses: Losses, options: list[SearchOption], costs: CostTable) -> dict[str, list[Option]]:
+    """The solver's table: site path -> each option with its loss and costs there."""
+    return {path: [Option(o.label, losses[path][o.label], by_option[o.label]) for o in options] for path, by_option in costs.sites.items()}
+
+
+def _check_reachable(recipe: Recipe, options: list[SearchOption], costs: CostTable, budget: dict[str, float]) -> None:
+    """Refuse a budget no mix meets before the predictor trains anything: which mixes fit depends on costs alone.
+
+    The solver itself answers, on losses all zero, so the message is the one it would give, placed at the budget.
+    """
+    try:
+        no_losses = {path: {o.label: 0.0 for o in options} for path in costs.sites}
+        pareto_front(_options_at(no_losses, options, costs), next(iter(budget)), budget, costs.base)
+    except SurgeryError as error:
+        where = recipe.location_of(("search", "budget"))
+        raise SurgeryError(f"{where}: search.budget: {error}" if where else f"search.budget: {error}") from error
 
 
 def mix_recipe_name(recipe: Recipe, name: str | None) -> str:

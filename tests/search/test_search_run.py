@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,10 @@ def test_an_existing_mix_recipe_is_not_replaced_without_force(searched) -> None:
 
 def test_budgets_out_of_reach_or_met_by_the_teacher_are_refused(searched, tmp_path) -> None:
     recipe, out, _ = searched
-    result = invoke("search", recipe, "--out", out, "--name", "x", "--set", "search.budget.energy=1e-12")
-    assert result.exit_code == 2 and "no mix fits the budget: energy <= 1e-12 is tightest" in result.output
+    fresh = tmp_path / "fresh"
+    result = invoke("search", recipe, "--out", fresh, "--set", "search.budget.energy=1e-12")
+    assert result.exit_code == 2 and re.search(r"tiny.yaml:\d+:\d+: search.budget: no mix fits the budget: energy <= 1e-12 is tightest", result.output)
+    assert not list((fresh / "cache").glob("losses-*")), "refused from the costs, before the predictor trains"
     keeping = searched_recipe(tmp_path, ["keep", {"substitute": "conv"}], {"params": "2.0x"})
     result = invoke("search", keeping, "--out", out, "--name", "y", "--set", "search.predictor.score=output_kl")  # no option beats keep
     assert result.exit_code == 2 and "lets every site keep its attention" in result.output
