@@ -54,11 +54,14 @@ def test_a_mix_costs_what_its_sites_add_up_to(priced, labels: list[str]) -> None
     assert predicted["reram_latency"] == pytest.approx(built["reram_latency"], rel=1e-6)  # blocks run one after another
 
 
-def test_the_teacher_is_its_own_base_plus_attention(priced) -> None:
+def test_what_a_site_runs_is_what_it_costs(priced) -> None:
     _, _, table, _ = priced
-    assert table.mix_cost(dict.fromkeys(SITES, "keep")) == pytest.approx(table.teacher)
     assert all(table.sites[path]["identity"]["energy"] == 0 for path in SITES)  # dropping attention runs nothing
     assert all(table.sites[path]["conv"]["macs"] < table.sites[path]["bilstm"]["macs"] for path in SITES)
+    dim, tokens = 32, 17
+    assert all(table.sites[path]["keep"]["params"] == 4 * dim * dim + 4 * dim for path in SITES)  # qkv and proj, with biases
+    projections, products = 4 * tokens * dim * dim, 2 * tokens * tokens * dim  # qkv and proj; q·kᵀ and attention·v
+    assert all(table.sites[path]["keep"]["macs"] == projections + products for path in SITES)
 
 
 def test_every_site_module_of_every_option_is_timed_alone_beside_the_whole_teacher(priced) -> None:
