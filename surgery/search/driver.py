@@ -36,10 +36,11 @@ from surgery.search.costs import CostTable, cost_table
 from surgery.search.mix_recipe import mix_recipe, save_recipe
 from surgery.search.options import SearchOption, search_options, searched, site_candidate, trains
 from surgery.search.plot import plot_front
-from surgery.search.predictor import Losses, predict_losses
+from surgery.search.predictor import Losses, OptionScores, Predictor, site_scores
 from surgery.search.solver import Mix, Option, choose, pareto_front
 from surgery.train.checkpoint import load_weights_into, save_model_atomic, seed_everything, write_text_atomic
 from surgery.train.distributed import DistContext
+from surgery.train.engine import console
 from surgery.train.metrics import MetricsLog
 from surgery.train.objectives import TaskLoss
 
@@ -59,13 +60,19 @@ class SearchResult:
     trainable: dict[str, bool]
     """Option label -> whether it has parameters to distill."""
     costs: CostTable
-    losses: Losses
+    scores: dict[str, Losses]
+    """Every predictor score (`surgery.search.predictor.SCORES`) of every option at every site; the recipe's is `losses`."""
     sparsity: dict[str, dict[str, float]] | None
     front: list[Mix]
     chosen: Mix
     recipe_path: Path
     teacher_top1: float | None
     timing: dict[str, Any]
+
+    @property
+    def losses(self) -> Losses:
+        """The predicted loss the solver used: the recipe's `search.predictor.score`."""
+        return self.scores[self.recipe.search.predictor.score]
 
     @property
     def uniform(self) -> dict[str, Mix]:
@@ -98,7 +105,10 @@ class SearchResult:
         sites = {
             path: {
                 "sparsity": self.sparsity.get(path) if self.sparsity else None,
-                "options": {label: {"predicted": self.losses[path][label], "cost": cost} for label, cost in by_option.items()},
+                "options": {
+                    label: {"predicted": self.losses[path][label], "scores": {score: self.scores[score][path][label] for score in self.scores}, "cost": cost}
+                    for label, cost in by_option.items()
+                },
             }
             for path, by_option in self.costs.sites.items()
         }
@@ -125,7 +135,7 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     and drawn as out/front.png.
 
     Raises:
-        SurgeryError: no data, no substitute to choose from, a halt stage, two searched sites in one block, no mix in the
+        SurgeryError: no data, no substitute to choose from, a recipe starting from a finished run, a halt stage, two searched sites in one block, no mix in the
             budget, a budget only the teacher meets, or out/<name>.yaml there already (without `force`).
     """
     search = searched(recipe)
@@ -153,14 +163,14 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     budget, axis = search.budget.resolve(costs.teacher), search.front_axis
     _check_reachable(recipe, options, costs, budget)
     with phases("predictor") as phase:
-        losses, phase.cached = _losses(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size)
+        scores, phase.cached = _scores(recipe, search, out / CACHE, teacher_key, options, sites_plan, students, size)
     with phases("solve"):
-        table = _options_at(losses, options, costs)
+        table = _options_at(scores[search.predictor.score], options, costs)
         front = pareto_front(table, axis, {metric: limit for metric, limit in budget.items() if metric != axis}, costs.base)
         chosen = choose(front, budget)
     first = next(iter(sites))
     trainable = {o.label: trains(candidates[first][o.label], sites[first], teacher.get_submodule(first)) for o in options}
-    result = SearchResult(recipe, axis, budget, options, candidates, trainable, costs, losses, sparsity, front, chosen, target, teacher_top1,
+    result = SearchResult(recipe, axis, budget, options, candidates, trainable, costs, scores, sparsity, front, chosen, target, teacher_top1,
                           phases.timing)
     if all(label == "keep" for label in chosen.sites.values()):
         raise SurgeryError(f"the budget {_budget_text(budget)} lets every site keep its attention, and so would the teacher: tighten it to search")
@@ -200,6 +210,10 @@ def _budget_text(budget: dict[str, float]) -> str:
 def _refuse_unsearchable(recipe: Recipe, options: list[SearchOption]) -> None:
     if all(option.keeps for option in options):
         raise SurgeryError(f"recipe {recipe.name!r}: search.candidates offers only keep; add a substitute to choose")
+    if recipe.model.from_run is not None:
+        where = recipe.location_of(("model", "from_run"))
+        raise SurgeryError(f"{where or 'model.from_run'}: a search starts from a teacher with attention, not from a finished run's models; "
+                           "search the source run's recipe, then transfer the mix's run")
     halting = [index for index, stage in enumerate(recipe.stages) if stage.kind == "halt"]
     if halting:
         raise SurgeryError(f"recipe {recipe.name!r}: stage {halting[0]} halts tokens; the predictor compares every token, so search a recipe without halt")
@@ -299,11 +313,14 @@ class _Students:
 
     def all(self) -> dict[str, nn.Module]:
         """Option label -> uniform student, and `keep` -> the teacher."""
-        for option in self.options:
-            if not option.keeps and option.label not in self._built:
-                uniform = mix_recipe(self.recipe, {path: by_option[option.label] for path, by_option in self.candidates.items()})
-                self._built[option.label] = build_student(self.teacher, plan(uniform, self.teacher)).eval()
-        return {"keep": self.teacher, **self._built}
+        return {"keep": self.teacher, **{option.label: self.build(option.label) for option in self.options if not option.keeps}}
+
+    def build(self, label: str) -> nn.Module:
+        """The uniform student of option `label`."""
+        if label not in self._built:
+            uniform = mix_recipe(self.recipe, {path: by_option[label] for path, by_option in self.candidates.items()})
+            self._built[label] = build_student(self.teacher, plan(uniform, self.teacher)).eval()
+        return self._built[label]
 
 
 def _costs(recipe: Recipe, cache: Path, options: list[SearchOption], sites_plan: Plan, students: _Students, size: tuple[int, ...],
@@ -320,20 +337,29 @@ def _costs(recipe: Recipe, cache: Path, options: list[SearchOption], sites_plan:
     return table, False
 
 
-def _losses(recipe: Recipe, search: Search, cache: Path, teacher_key: str, options: list[SearchOption], sites_plan: Plan,
-            students: _Students, size: tuple[int, ...]) -> tuple[Losses, bool]:
-    training = search.predictor.model_dump(mode="json", exclude={"score"})  # one run scores both ways
-    key = cache_key("losses", teacher_key, recipe.model_dump(mode="json", include={"data", "seed"}), training,
-                    [o.to_json() for o in options], sites_plan.selected_paths)
-    path = cache / f"losses-{key}.json"
-    known = read_cached(path)
-    if known is not None:
-        return known[search.predictor.score], True
-    models = students.all()
-    teacher = models.pop("keep")
+def _scores(recipe: Recipe, search: Search, cache: Path, teacher_key: str, options: list[SearchOption], sites_plan: Plan,
+            students: _Students, size: tuple[int, ...]) -> tuple[dict[str, Losses], bool]:
+    """Every predictor score of every option at every site; each option's measurements and the teacher's reference
+    are cached apart, so a search with one more candidate trains only it. Also whether nothing had to be trained."""
+    training = search.predictor.model_dump(mode="json", exclude={"score"})  # one run gives every score
+    common = (teacher_key, recipe.model_dump(mode="json", include={"data", "seed"}), training, sites_plan.selected_paths)
+    reference_path = cache / f"reference-{cache_key('reference', *common)}.json"
+    paths = {o.label: cache / f"option-{cache_key('option', *common, o.to_json())}.json" for o in options if not o.keeps}
+    reference = read_cached(reference_path)
+    known = {label: read_cached(path) for label, path in paths.items()}
+    missing = [label for label, value in known.items() if value is None]
+    if reference is not None and not missing:
+        return site_scores({label: OptionScores.from_json(value) for label, value in known.items()}, reference), True
+    teacher = students.teacher
     loaders = build_loaders(recipe.data, size, search.predictor.batch_size, seed=recipe.seed, model=teacher)
     blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
-    task = TaskLoss(uses_teacher=takes_tokens(teacher))
-    scores = predict_losses(teacher, models, blocks, loaders.train, loaders.val, search.predictor, recipe.seed, task)
-    write_cached(path, scores)
-    return scores[search.predictor.score], False
+    predictor = Predictor(teacher, blocks, loaders.train, loaders.val, search.predictor, recipe.seed, TaskLoss(uses_teacher=takes_tokens(teacher)))
+    if reference is None:
+        reference = predictor.reference()
+        write_cached(reference_path, reference)
+    spec = search.predictor
+    for index, label in enumerate(missing, 1):
+        console.print(f"predictor {index}/{len(missing)}: {label}, {spec.steps} distillation and {spec.finetune_steps} finetune steps", highlight=False)
+        known[label] = predictor.score(students.build(label)).to_json()
+        write_cached(paths[label], known[label])
+    return site_scores({label: OptionScores.from_json(value) for label, value in known.items()}, reference), False

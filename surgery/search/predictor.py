@@ -22,6 +22,8 @@ import copy
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +35,7 @@ from surgery.recipe import DistillStage, FinetuneStage, PredictorSpec
 from surgery.rewrite.student import substitute_paths
 from surgery.train.batches import Inputs, is_text, predict, to_device, token_mask
 from surgery.train.capture import capture_inputs, capture_outputs, force_inputs
-from surgery.train.engine import Objective, console
+from surgery.train.engine import Objective
 from surgery.train.evaluation import first_tensor
 from surgery.train.objectives import TaskLoss, ce_objective, distill_objective, embedding_objective
 
@@ -42,42 +44,84 @@ Losses = dict[str, dict[str, float]]
 SCORES = ("task", "output_kl", "block_error")
 
 
-def predict_losses(teacher: nn.Module, students: Mapping[str, nn.Module], blocks: Mapping[str, str], train: DataLoader, val: DataLoader,
-                   spec: PredictorSpec, seed: int, task: TaskLoss) -> dict[str, Losses]:
-    """Every score (`SCORES`) of every option at every site: `students` maps option labels to uniform students (keep
-    left out: it costs nothing), `blocks` each site path to the block holding it; `task` is the loss finetuning minimises.
+@dataclass(frozen=True)
+class OptionScores:
+    """What one option's predictor run measured: each site's block error and output divergence, and the task loss its
+    uniform student ends on. It depends on that option alone, so it is cached alone: adding a candidate trains only it."""
 
-    Each student's substitutes are trained `spec.steps` steps (AdamW, constant `spec.lr`) to match the teacher's block
-    outputs under teacher forcing, then the whole student `spec.finetune_steps` on `task` (constant `spec.finetune_lr`),
-    from the same seed and the same batches; scores are measured on `spec.eval_batches` of `val`.
+    block_error: dict[str, float]
+    output_kl: dict[str, float]
+    task_loss: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block_error": self.block_error, "output_kl": self.output_kl, "task_loss": self.task_loss}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OptionScores:
+        return cls(data["block_error"], data["output_kl"], data["task_loss"])
+
+
+class Predictor:
+    """Scores options at the sites `blocks` names (site path -> the block holding it) against `teacher`.
+
+    Each option's uniform student (every searched site takes it) has its substitutes trained `spec.steps` steps
+    (AdamW, constant `spec.lr`) to match the teacher's block outputs under teacher forcing, then is trained whole
+    `spec.finetune_steps` steps on `task` (constant `spec.finetune_lr`), from the same seed and the same batches;
+    everything is measured on `spec.eval_batches` of `val`.
     """
-    scores: dict[str, Losses] = {score: {path: {"keep": 0.0} for path in blocks} for score in SCORES}
-    teacher.eval()
-    device = next(teacher.parameters()).device
-    batches = [(to_device(inputs, device), labels.to(device)) for inputs, labels in itertools.islice(val, spec.eval_batches)]
-    inputs = [batch for batch, _ in batches]
-    with torch.no_grad():
-        wanted = [predict(teacher, batch) for batch in inputs]
-    imitate = distill_objective(teacher, DistillStage(epochs=1, lr=spec.lr, mode="teacher_forced", ce_weight=0.0), list(blocks.values()), list(blocks),
-                                text=task.uses_teacher)
-    learn = embedding_objective(teacher) if task.uses_teacher else ce_objective(FinetuneStage(epochs=1, lr=spec.finetune_lr))
-    reference = 0.0
-    if not task.uses_teacher:  # a classifier's loss is the teacher's too: it gets the same finetune
-        reference = _finetuned_loss(copy.deepcopy(teacher), learn, train, batches, wanted, spec, seed, task)
-    gains = {}
-    for index, (label, student) in enumerate(students.items(), 1):
-        console.print(f"predictor {index}/{len(students)}: {label}, {spec.steps} distillation and {spec.finetune_steps} finetune steps", highlight=False)
-        torch.manual_seed(seed)
-        _train(student, [p for path in substitute_paths(student) for p in student.get_submodule(path).parameters()], imitate,
-               itertools.islice(_pairs(train), spec.steps), spec.lr)
-        errors = block_errors(teacher, student, list(blocks.values()), inputs)
-        for path, block in blocks.items():
-            scores["block_error"][path][label] = errors[block]
-            scores["output_kl"][path][label] = swap_divergence(teacher, path, student.get_submodule(path), inputs, wanted)
-        gains[label] = _finetuned_loss(student, learn, train, batches, wanted, spec, seed, task) - reference
+
+    def __init__(self, teacher: nn.Module, blocks: Mapping[str, str], train: DataLoader, val: DataLoader, spec: PredictorSpec, seed: int,
+                 task: TaskLoss) -> None:
+        self.teacher, self.blocks, self.train, self.spec, self.seed, self.task = teacher.eval(), dict(blocks), train, spec, seed, task
+        device = next(teacher.parameters()).device
+        self.batches = [(to_device(inputs, device), labels.to(device)) for inputs, labels in itertools.islice(val, spec.eval_batches)]
+        self.inputs = [batch for batch, _ in self.batches]
+        with torch.no_grad():
+            self.wanted = [predict(teacher, batch) for batch in self.inputs]
+        self.imitate = distill_objective(teacher, DistillStage(epochs=1, lr=spec.lr, mode="teacher_forced", ce_weight=0.0), list(blocks.values()),
+                                         list(blocks), text=task.uses_teacher)
+        self.learn = embedding_objective(teacher) if task.uses_teacher else ce_objective(FinetuneStage(epochs=1, lr=spec.finetune_lr))
+
+    def reference(self) -> float:
+        """The task loss the teacher ends on, finetuned as every student is: what an option's gain is measured from (a
+        text encoder's loss is its distance to the teacher, 0 for the teacher itself)."""
+        return 0.0 if self.task.uses_teacher else self._finetuned_loss(copy.deepcopy(self.teacher))
+
+    def score(self, student: nn.Module) -> OptionScores:
+        """`student` (trained in place) distilled, scored at every site, then finetuned and its task loss measured."""
+        torch.manual_seed(self.seed)
+        substitutes = [p for path in substitute_paths(student) for p in student.get_submodule(path).parameters()]
+        _train(student, substitutes, self.imitate, itertools.islice(_pairs(self.train), self.spec.steps), self.spec.lr)
+        errors = block_errors(self.teacher, student, list(self.blocks.values()), self.inputs)
+        return OptionScores(
+            block_error={path: errors[block] for path, block in self.blocks.items()},
+            output_kl={path: swap_divergence(self.teacher, path, student.get_submodule(path), self.inputs, self.wanted) for path in self.blocks},
+            task_loss=self._finetuned_loss(student),
+        )
+
+    def _finetuned_loss(self, model: nn.Module) -> float:
+        """`model` trained whole `spec.finetune_steps` steps on the task, then its mean task loss on the validation batches."""
+        torch.manual_seed(self.seed)
+        _train(model, list(model.parameters()), self.learn, itertools.islice(_pairs(self.train), self.spec.finetune_steps), self.spec.finetune_lr)
+        with torch.no_grad():
+            losses = [self.task(predict(model, inputs), target, labels)[0].item() for (inputs, labels), target in zip(self.batches, self.wanted)]
+        return sum(losses) / len(losses)
+
+
+def site_scores(scored: Mapping[str, OptionScores], reference: float) -> dict[str, Losses]:
+    """Every score (`SCORES`) of every option at every site (keep: 0), from each option's measurements and the
+    teacher's finetuned task loss `reference`: an option's gain (its task loss less the reference) is shared out over
+    sites by how much each weighs in the output (`_site_weights`)."""
+    paths = list(next(iter(scored.values())).output_kl)
+    scores: dict[str, Losses] = {score: {path: {"keep": 0.0} for path in paths} for score in SCORES}
+    for label, measured in scored.items():
+        for path in paths:
+            scores["block_error"][path][label] = measured.block_error[path]
+            scores["output_kl"][path][label] = measured.output_kl[path]
     weights = _site_weights(scores["output_kl"])
-    for path in blocks:
-        scores["task"][path] |= {label: gain * weights[path] for label, gain in gains.items()}
+    for label, measured in scored.items():
+        for path in paths:
+            scores["task"][path][label] = (measured.task_loss - reference) * weights[path]
     return scores
 
 
@@ -86,17 +130,6 @@ def _site_weights(divergences: Losses) -> dict[str, float]:
     totals = {path: sum(by_option.values()) for path, by_option in divergences.items()}
     whole = sum(totals.values())
     return {path: total / whole if whole > 0 else 1 / len(totals) for path, total in totals.items()}
-
-
-def _finetuned_loss(model: nn.Module, learn: Objective, train: DataLoader, batches: Sequence[tuple[Inputs, torch.Tensor]],
-                    wanted: Sequence[torch.Tensor], spec: PredictorSpec, seed: int, task: TaskLoss) -> float:
-    """`model` trained whole `spec.finetune_steps` steps on `learn`, then its mean task loss on `batches` (the teacher's
-    outputs `wanted` are a text encoder's targets)."""
-    torch.manual_seed(seed)
-    _train(model, list(model.parameters()), learn, itertools.islice(_pairs(train), spec.finetune_steps), spec.finetune_lr)
-    with torch.no_grad():
-        losses = [task(predict(model, inputs), target, labels)[0].item() for (inputs, labels), target in zip(batches, wanted)]
-    return sum(losses) / len(losses)
 
 
 def _train(model: nn.Module, params: list[nn.Parameter], objective: Objective, batches: Iterator[tuple[Inputs, torch.Tensor]], lr: float) -> None:
