@@ -36,6 +36,6 @@ def search(
     if as_json:
         print_json(report)
         return
-    stdout.print(search_table(report))
+    stdout.print(search_table(report, stdout.width))
     stderr.print(f"front plotted to {out / 'front.png'}; search written to {out / 'search.json'}", highlight=False)
     stdout.print(f"chosen mix written to {result.recipe_path}: surgery apply {result.recipe_path}", highlight=False)

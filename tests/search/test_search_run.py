@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,10 +114,20 @@ def test_budgets_out_of_reach_or_met_by_the_teacher_are_refused(searched, tmp_pa
     fresh = tmp_path / "fresh"
     result = invoke("search", recipe, "--out", fresh, "--set", "search.budget.energy=1e-12")
     assert result.exit_code == 2 and re.search(r"tiny.yaml:\d+:\d+: search.budget: no mix fits the budget: energy <= 1e-12 is tightest", result.output)
-    assert not list((fresh / "cache").glob("losses-*")), "refused from the costs, before the predictor trains"
+    assert not list((fresh / "cache").glob("option-*")) + list((fresh / "cache").glob("reference-*")), "refused from the costs, before the predictor trains"
     keeping = searched_recipe(tmp_path, ["keep", {"substitute": "conv"}], {"params": "2.0x"})
     result = invoke("search", keeping, "--out", out, "--name", "y", "--set", "search.predictor.score=output_kl")  # no option beats keep
     assert result.exit_code == 2 and "lets every site keep its attention" in result.output
+
+
+def test_a_recipe_starting_from_a_finished_run_is_refused_at_its_line(searched, finished_run, tmp_path) -> None:
+    recipe, _, _ = searched
+    data = load_recipe(recipe).model_dump(mode="json", by_alias=True, exclude={"extends"}, exclude_none=True)
+    data["model"] = {"from_run": str(finished_run.run.root), "use": "teacher"}
+    transfer = write_recipe(tmp_path, data)
+    result = invoke("search", transfer, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and re.search(r"tiny.yaml:\d+:\d+: a search starts from a teacher with attention", result.output), result.output
+    assert not (tmp_path / "out").exists(), "refused before any work"
 
 
 def test_apply_refuses_a_recipe_that_searches(searched) -> None:
@@ -135,7 +146,7 @@ def test_teacher_forcing_keeps_each_site_apart() -> None:
     from surgery.rewrite.plan import plan
     from surgery.rewrite.student import build_student
     from surgery.search import mix_recipe
-    from surgery.search.predictor import predict_losses
+    from surgery.search.predictor import Predictor
     from surgery.train.objectives import TaskLoss
 
     recipe = recipe_from_data(recipe_data(trained=True))
@@ -147,24 +158,61 @@ def test_teacher_forcing_keeps_each_site_apart() -> None:
     loaders = build_loaders(recipe.data, (1, 8, 8), 32, seed=0)
     spec = PredictorSpec(steps=4, finetune_steps=2, batch_size=32)
     task = TaskLoss(uses_teacher=False)
-    together = predict_losses(teacher, {"conv": both}, {p: p.rpartition(".")[0] for p in SITES}, loaders.train, loaders.val, spec, 0, task)
-    apart = predict_losses(teacher, {"conv": alone}, {SITES[1]: "blocks.1"}, loaders.train, loaders.val, spec, 0, task)
+    together = Predictor(teacher, {p: p.rpartition(".")[0] for p in SITES}, loaders.train, loaders.val, spec, 0, task).score(both)
+    apart = Predictor(teacher, {SITES[1]: "blocks.1"}, loaders.train, loaders.val, spec, 0, task).score(alone)
     for score in ("block_error", "output_kl"):
-        assert together[score][SITES[1]]["conv"] == pytest.approx(apart[score][SITES[1]]["conv"], rel=1e-5)
-        assert together[score][SITES[0]]["keep"] == 0 and together[score][SITES[0]]["conv"] > 0
+        assert getattr(together, score)[SITES[1]] == pytest.approx(getattr(apart, score)[SITES[1]], rel=1e-5)
+        assert getattr(together, score)[SITES[0]] > 0
 
 
 def test_the_task_score_shares_one_gain_per_option_out_by_how_much_each_site_weighs(searched) -> None:
-    _, out, report = searched
-    everything = [json.loads(path.read_text()) for path in (out / "cache").glob("losses-*.json")]
-    cached = next(scores for scores in everything if set(scores["task"][SITES[0]]) == {"keep", *report["options"]})
-    assert cached["task"] == {path: {label: entry["predicted"] for label, entry in site["options"].items()} for path, site in report["sites"].items()}
-    weighs = {path: sum(by_option.values()) for path, by_option in cached["output_kl"].items()}
+    _, _, report = searched
+    scores = {path: {label: entry["scores"] for label, entry in site["options"].items()} for path, site in report["sites"].items()}
+    assert all(entry["predicted"] == entry["scores"]["task"] for site in report["sites"].values() for entry in site["options"].values())
+    weighs = {path: sum(by_option[label]["output_kl"] for label in by_option) for path, by_option in scores.items()}
     for label in report["options"]:
-        per_weight = [cached["task"][path][label] / (weighs[path] / sum(weighs.values())) for path in SITES]
+        per_weight = [scores[path][label]["task"] / (weighs[path] / sum(weighs.values())) for path in SITES]
         assert per_weight == pytest.approx([per_weight[0]] * len(SITES))  # the option's gain, whichever site
         uniform = report["uniform"][label]["predicted"]
         assert uniform == pytest.approx(per_weight[0])  # every site taking it: the whole gain
+
+
+def test_the_table_writes_options_as_letters_with_a_legend_where_their_names_do_not_fit(searched) -> None:
+    from rich.console import Console
+
+    from surgery.cli.render import search_table
+
+    _, _, report = searched
+
+    def shown(width: int) -> str:
+        console = Console(width=width, record=True)
+        console.print(search_table(report, width))
+        return console.export_text()
+
+    wide, narrow = shown(300), shown(80)
+    assert "bilstm(init=attention)" in wide and "a = " not in wide
+    assert all(f"\n{code} = {label}" in narrow for code, label in zip("abcd", ["bilstm(init=attention)", "bilstm@0.5", "conv", "identity"]))
+    assert "…" not in narrow and "all a" in narrow, narrow
+
+
+def test_a_new_candidate_trains_only_itself(searched, tmp_path) -> None:
+    recipe, out, report = searched
+    extra = tmp_path / "extra"
+    shutil.copytree(out / "cache", extra / "cache")
+    grown = searched_recipe(tmp_path, [*CANDIDATES, {"substitute": "linear_attention"}])
+    before = {path.name for path in (extra / "cache").iterdir()}
+    result = invoke("search", grown, "--out", extra, "--json")
+    assert result.exit_code == 0, result.output
+    trained = [name for name in {path.name for path in (extra / "cache").iterdir()} - before if not name.startswith("costs-")]
+    assert len(trained) == 1 and trained[0].startswith("option-"), trained  # no reference, no other option again
+    grown_report = json.loads(result.stdout)
+    assert json.loads((extra / "cache" / trained[0]).read_text())["output_kl"] == {
+        path: site["options"]["linear_attention"]["scores"]["output_kl"] for path, site in grown_report["sites"].items()
+    }
+    for path, site in report["sites"].items():  # the options searched before score as they did
+        for label, entry in site["options"].items():
+            assert grown_report["sites"][path]["options"][label]["scores"]["block_error"] == entry["scores"]["block_error"]
+            assert grown_report["sites"][path]["options"][label]["scores"]["output_kl"] == entry["scores"]["output_kl"]
 
 
 def test_the_output_score_is_the_divergence_of_the_model_with_that_site_alone_swapped() -> None:
