@@ -135,8 +135,9 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     and drawn as out/front.png.
 
     Raises:
-        SurgeryError: no data, no substitute to choose from, a recipe starting from a finished run, a halt stage, two searched sites in one block, no mix in the
-            budget, a budget only the teacher meets, or out/<name>.yaml there already (without `force`).
+        SurgeryError: no data, no substitute to choose from, a recipe starting from a finished run, a halt stage, two
+            searched sites in one block, no mix in the budget, a budget only the teacher meets, or out/<name>.yaml there
+            already (without `force`).
     """
     search = searched(recipe)
     check_recipe(recipe)
