@@ -158,10 +158,12 @@ def _extend(partial: _Partial, loss: np.ndarray, cost: np.ndarray) -> _Partial:
 
 def _undominated(partial: _Partial, along: np.ndarray, budgeted: np.ndarray) -> np.ndarray:
     """Rows no other row matches or beats in the axis cost `along` (n,), the loss and every `budgeted` cost (n, b); in axis order.
+    Costs equal but for rounding (`_snapped`) are equal.
 
     Sorted by the axis, then loss, then the budgeted costs, then the choices: a row can only be dominated by an
     earlier one, and of exact ties the first choices come first.
     """
+    along, budgeted = _snapped(along), _snapped(budgeted)
     order = np.lexsort([along, partial.loss, *budgeted.T, *partial.choices.T][::-1])
     key = np.column_stack([along, partial.loss, budgeted])[order]
     kept = np.zeros(0, dtype=int)
@@ -170,6 +172,14 @@ def _undominated(partial: _Partial, along: np.ndarray, budgeted: np.ndarray) -> 
         beaten = _at_most(key[kept], block).any(axis=0) | np.triu(_at_most(block, block), k=1).any(axis=0)  # earlier kept, earlier in block
         kept = np.concatenate([kept, start + np.flatnonzero(~beaten)])
     return order[kept]
+
+
+def _snapped(costs: np.ndarray) -> np.ndarray:
+    """Costs counted in steps of `_TOLERANCE` of their column's largest. The same costs summed in another order differ
+    in the last bits; compared exactly, the mix that came out a bit cheaper would stay on the front beside a better
+    one that costs the same."""
+    step = np.abs(costs).max(axis=0) * _TOLERANCE
+    return np.round(costs / np.where(step > 0, step, 1.0))
 
 
 def _at_most(rows: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -92,6 +92,16 @@ def test_a_budget_at_the_teachers_cost_fits_sums_taken_site_by_site() -> None:
     assert choose(pareto_front(sites, "energy"), {"energy": teacher}).loss == 0.0
 
 
+def test_mixes_costing_the_same_but_for_rounding_are_one_point_of_the_front() -> None:
+    """The quickstart's ReRAM energies: one BiLSTM among convolutions costs 1.3276390783749997e-05 at block 2 and
+    1.327639078375e-05 at block 3, the same sum taken in another order; only the better of the two is on the front."""
+    conv, bilstm = 9.004886853333333e-07, 2.7217276986666666e-06
+    sites = {f"blocks.{i}.attn": [Option("conv", -0.009, {"energy": conv}), Option("bilstm", -0.015 - 0.001 * i, {"energy": bilstm})] for i in range(4)}
+    front = pareto_front(sites, "energy", base={"energy": 7.85319702908333e-06})
+    assert [list(mix.sites.values()).count("bilstm") for mix in front] == [0, 1, 2, 3, 4]
+    assert [mix.sites["blocks.3.attn"] for mix in front[1:]] == ["bilstm"] * 4  # each time the best site for it
+
+
 def test_an_unreachable_budget_names_the_tightest_metric_and_the_cheapest_reach() -> None:
     site = [Option("keep", 0.0, {"energy": 2.0, "params": 3.0}), Option("conv", 1.0, {"energy": 1.0, "params": 1.0})]
     with pytest.raises(SurgeryError, match=r"params <= 1 is tightest; the cheapest mix reaches 2$"):
