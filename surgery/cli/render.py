@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich import box
-from rich.console import Group
+from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -89,24 +90,31 @@ def _arrow(before: int, after: int, scale: float) -> str:
 
 def search_table(report: dict[str, Any], width: int) -> Group:
     """The front of `SearchResult.to_json()`, cheapest first, then each uniform choice; the chosen mix starred. Where
-    the options' names do not fit `width` columns side by side (many sites, long names), each is written as a letter
-    and a legend under the table names them, one a line."""
+    the table with the options' names is wider than `width` (many sites, long names), each option is written as a
+    letter and a legend under the table names them, one a line."""
+    options = list(report["options"])
+    named = _front_table(report, {label: label for label in options})
+    unbounded = Console(width=100_000)  # a measurement is capped at the console's width
+    if Measurement.get(unbounded, unbounded.options, named).maximum <= width:
+        return Group(named)
+    letters = {label: chr(ord("a") + index) for index, label in enumerate(options)}
+    return Group(_front_table(report, letters), *(Text(f"{letter} = {label}") for label, letter in letters.items()))
+
+
+def _front_table(report: dict[str, Any], names: dict[str, str]) -> Table:
+    """`search_table`'s table, each option written as `names` says."""
     from surgery.recipe import METRIC_UNITS
 
-    axis, sites, options = report["axis"], list(report["sites"]), list(report["options"])
+    axis, sites = report["axis"], list(report["sites"])
     unit, scale = METRIC_UNITS[axis]
     limit = f"budget {report['budget'][axis] * scale:.4g} {unit}, " if axis in report["budget"] else ""
     title = f"search front: predicted loss against {axis} ({limit}teacher {report['teacher']['cost'][axis] * scale:.4g} {unit})"
-    longest = max(len(label) for label in options)
-    fits = len(f"all {longest} (over)") + len(f"{axis} ({unit})") + len("predicted") + sum(max(len(path), longest) + 2 for path in sites) + 9 <= width
-    letter = {label: label if fits else chr(ord("a") + index) for index, label in enumerate(options)}
-    chosen = report["chosen"]["sites"]
-    rows = [("★" if mix["sites"] == chosen else "", mix) for mix in report["front"]]
-    rows += [(f"all {letter[label]}" + ("" if mix["fits"] else " (over)"), mix) for label, mix in report["uniform"].items()]
     table = Table(box=box.SIMPLE_HEAD, title=title)
     for column in ("", f"{axis} ({unit})", "predicted", *sites):
         table.add_column(column, justify="left" if column in ("", *sites) else "right", no_wrap=True)
+    chosen = report["chosen"]["sites"]
+    rows = [("★" if mix["sites"] == chosen else "", mix) for mix in report["front"]]
+    rows += [(f"all {names[label]}" + ("" if mix["fits"] else " (over)"), mix) for label, mix in report["uniform"].items()]
     for mark, mix in rows:
-        table.add_row(mark, f"{mix['cost'][axis] * scale:.4g}", f"{mix['predicted']:.4f}", *(letter[mix["sites"][path]] for path in sites))
-    legend = [] if fits else [Text(f"{code} = {label}") for label, code in letter.items()]
-    return Group(table, *legend)
+        table.add_row(mark, f"{mix['cost'][axis] * scale:.4g}", f"{mix['predicted']:.4f}", *(names[mix["sites"][path]] for path in sites))
+    return table
