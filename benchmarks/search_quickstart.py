@@ -8,7 +8,8 @@
    pruning, which only the BiLSTMs can, is left out; a mix that only drops attention has nothing to distill and is
    finetuned alone), from the teacher the search fit (the fit stage's output for seed 0), two runs at a time on one
    thread each, with `--seeds` training seeds.
-3. Spearman's rank correlation between predicted loss and measured top-1 (after distill + finetune) over the front's mixes.
+3. Spearman's rank correlation between predicted loss and measured top-1 (after distill + finetune) over the front's
+   mixes, and between predicted loss and each trained mix's validation cross-entropy (what the `task` score predicts).
 
     python -m benchmarks.search_quickstart --out benchmarks/search_quickstart --seeds 3
 """
@@ -27,10 +28,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from surgery.deploy.machine import machine
 from surgery.recipe import load_recipe
+from surgery.runs.evaluate import validation_loader
+from surgery.runs.replay import load_run
+from surgery.runs.rundir import RunDir
 from surgery.search.driver import CACHE, SearchResult, run_search
 from surgery.search.mix_recipe import save_recipe
 from surgery.search.solver import Mix
@@ -82,35 +88,42 @@ def write_recipes(result: SearchResult, mixes: dict[str, Mix], folder: Path, tea
 
 
 def train(recipes: dict[str, Path], runs: Path, workers: int, seeds: int) -> dict[str, dict]:
-    """`surgery apply` on every distinct recipe with seeds 0 .. seeds-1, `workers` at a time on one thread each; each mix's mean top-1."""
+    """`surgery apply` on every distinct recipe with seeds 0 .. seeds-1, `workers` at a time on one thread each; each
+    mix's mean top-1 and validation loss."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-    def apply(job: tuple[str, Path, int]) -> tuple[str, float, float]:
+    def apply(job: tuple[str, Path, int]) -> tuple[str, Path, float]:
         name, path, seed = job
         start = time.perf_counter()
         out = runs / f"{name}-seed{seed}"
         command = [sys.executable, "-m", "surgery", "apply", str(path), "--out", str(out), "--force", "--set", f"seed={seed}"]
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return name, json.loads((out / "report.json").read_text())["student"]["top1"], time.perf_counter() - start
+        return name, out, time.perf_counter() - start
 
     distinct = {path: path.stem for path in recipes.values()}  # mixes sharing a recipe are trained once
     jobs = [(name, path, seed) for path, name in distinct.items() for seed in range(seeds)]
     with ThreadPoolExecutor(workers) as pool:
-        done = list(pool.map(apply, jobs))
-    measured = {
-        name: {"student": statistics.mean(t for n, t, _ in done if n == name), "student_by_seed": [t for n, t, _ in done if n == name],
-               "wall_s": sum(w for n, _, w in done if n == name)}
-        for name in distinct.values()
-    }
+        finished = list(pool.map(apply, jobs))
+    # measured here, one at a time: rebuilding a student replays its torch.fx surgery, which two threads must not do at once
+    done = [(name, json.loads((out / "report.json").read_text())["student"]["top1"], validation_loss(out), wall) for name, out, wall in finished]
+    measured = {}
+    for name in distinct.values():
+        runs_of = [(top1, loss, wall) for n, top1, loss, wall in done if n == name]
+        measured[name] = {"student": statistics.mean(top1 for top1, _, _ in runs_of), "student_by_seed": [top1 for top1, _, _ in runs_of],
+                          "val_loss": statistics.mean(loss for _, loss, _ in runs_of), "val_loss_by_seed": [loss for _, loss, _ in runs_of],
+                          "wall_s": sum(wall for _, _, wall in runs_of)}
     return {name: measured[distinct[path]] for name, path in recipes.items()}
 
 
-def _scores(folder: Path, result: SearchResult) -> dict[str, dict[str, dict[str, float]]]:
-    """Every score the predictor run cached (`surgery.search.predictor.SCORES`), the search's own among them."""
-    cached = [json.loads(path.read_text()) for path in (folder / CACHE).glob("losses-*.json")]
-    assert len(cached) == 1, "one predictor run in a cold search directory"
-    assert cached[0][result.recipe.search.predictor.score] == result.losses
-    return cached[0]
+@torch.no_grad()
+def validation_loss(run: Path) -> float:
+    """The run's student's mean cross-entropy on its validation split."""
+    student = load_run(run).eval()
+    total, count = 0.0, 0
+    for images, labels in validation_loader(RunDir(run), student, 256):
+        total += F.cross_entropy(student(images), labels, reduction="sum").item()
+        count += len(labels)
+    return total / count
 
 
 def main() -> None:
@@ -127,11 +140,12 @@ def main() -> None:
     teacher = next((args.workdir / "search" / CACHE).glob("teacher-*.safetensors"))
     recipes = write_recipes(results["at_bilstm"], mixes, args.workdir / "recipes", teacher)
     measured = train(recipes, args.workdir / "runs", args.workers, args.seeds)
-    scores = _scores(args.workdir / "search", results["at_bilstm"])
+    scores = results["at_bilstm"].scores
     rows = [{"name": name, "sites": mix.sites, "predicted": {score: sum(losses[p][label] for p, label in mix.sites.items()) for score, losses in scores.items()},
              "energy_j": mix.cost["energy"], **measured[name]} for name, mix in mixes.items()]
     front = [row for row in rows if row["name"].startswith("front")]
     rho = {score: spearmanr([row["predicted"][score] for row in front], [row["student"] for row in front]).statistic for score in scores}
+    rho_loss = {score: spearmanr([row["predicted"][score] for row in front], [row["val_loss"] for row in front]).statistic for score in scores}
     report = {
         "machine": machine(),
         "search_wall_s": wall,
@@ -140,6 +154,7 @@ def main() -> None:
         "seeds": args.seeds,
         "score": results["at_bilstm"].recipe.search.predictor.score,
         "spearman_predicted_vs_student_top1": rho,
+        "spearman_predicted_vs_student_val_loss": rho_loss,
         "rows": rows,
     }
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
@@ -157,19 +172,21 @@ def markdown(report: dict) -> str:
         "",
         "Spearman ρ (predicted loss, measured top-1) over the front's mixes: "
         + ", ".join(f"{score} {rho:+.3f}" for score, rho in report["spearman_predicted_vs_student_top1"].items())
-        + f" (top-1: mean of {report['seeds']} training seeds).",
+        + f" (top-1: mean of {report['seeds']} training seeds); against their validation cross-entropy: "
+        + ", ".join(f"{score} {rho:+.3f}" for score, rho in report["spearman_predicted_vs_student_val_loss"].items())
+        + " (positive is right).",
         "",
         f"The search used the `{report['score']}` score; the others come from the same predictor run.",
         "",
         "| mix | sites (blocks 0-3) | " + " | ".join(f"predicted ({score})" for score in report["spearman_predicted_vs_student_top1"])
-        + " | energy (µJ) | top-1 after distill + finetune (%) | by seed |",
-        "|---|---|" + "---|" * len(report["spearman_predicted_vs_student_top1"]) + "---|---|---|",
+        + " | energy (µJ) | top-1 after distill + finetune (%) | by seed | validation loss |",
+        "|---|---|" + "---|" * len(report["spearman_predicted_vs_student_top1"]) + "---|---|---|---|",
     ]
     for row in report["rows"]:
         sites = ", ".join(row["sites"].values())
         seeds = " / ".join(f"{top1:.2f}" for top1 in row["student_by_seed"])
         predicted = " | ".join(f"{value:+.4f}" for value in row["predicted"].values())
-        lines.append(f"| {row['name']} | {sites} | {predicted} | {row['energy_j'] * 1e6:.2f} | {row['student']:.2f} | {seeds} |")
+        lines.append(f"| {row['name']} | {sites} | {predicted} | {row['energy_j'] * 1e6:.2f} | {row['student']:.2f} | {seeds} | {row['val_loss']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
