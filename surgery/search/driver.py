@@ -114,6 +114,7 @@ class SearchResult:
         }
         return {
             "axis": self.axis,
+            "score": self.recipe.search.predictor.score,
             "budget": self.budget,
             "front": [_mix_json(mix) for mix in self.front],
             "chosen": {**_mix_json(self.chosen), "recipe": str(self.recipe_path), "dropped_stages": self.dropped_stages(self.chosen)},

@@ -8,6 +8,13 @@ from typing import Any
 from surgery.figures import pyplot, save_figure
 from surgery.recipe import METRIC_UNITS
 
+SCORE_AXIS = {
+    "task": "predicted loss (task-loss gain over the teacher)",
+    "output_kl": "predicted loss (Σ output divergence, one site swapped)",
+    "block_error": "predicted loss (Σ block-output error)",
+}
+"""The y axis for each predictor score (`surgery.search.predictor.SCORES`)."""
+
 
 def plot_front(report: dict[str, Any], path: Path) -> None:
     """A step line through the front (`SearchResult.to_json()`), a marker per uniform choice, the budget as a line."""
@@ -25,7 +32,7 @@ def plot_front(report: dict[str, Any], path: Path) -> None:
         axes.axvline(report["budget"][axis] * scale, color="grey", linestyle="--", label="budget")
     axes.axvline(report["teacher"]["cost"][axis] * scale, color="grey", linestyle=":", label="teacher")
     axes.set_xlabel(f"{axis.replace('_', ' ')} per inference ({unit})")
-    axes.set_ylabel("predicted loss (Σ block-output error)")
+    axes.set_ylabel(SCORE_AXIS[report["score"]])
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     figure.tight_layout()
     save_figure(figure, path)

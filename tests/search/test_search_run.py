@@ -83,6 +83,16 @@ def test_a_keep_ratio_is_written_as_that_share_of_the_hidden_units(searched, tmp
     assert written.rewrites[0].select.path == SITES[0]
 
 
+def test_the_report_names_its_score_and_the_plot_has_an_axis_for_each(searched) -> None:
+    from surgery.search.plot import SCORE_AXIS
+    from surgery.search.predictor import SCORES
+
+    _, out, report = searched
+    assert report["score"] == "task" and set(SCORE_AXIS) == set(SCORES)
+    again = invoke("search", searched[0], "--out", out, "--name", "by_kl", "--json", "--set", "search.predictor.score=output_kl")
+    assert json.loads(again.stdout)["score"] == "output_kl"
+
+
 def test_a_second_budget_trains_and_prices_nothing_again(searched) -> None:
     recipe, out, first = searched
     result = invoke("search", recipe, "--out", out, "--name", "cheaper", "--json", "--set", "search.budget.energy=0.7x")
