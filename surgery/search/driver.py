@@ -142,8 +142,6 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
     """
     search = searched(recipe)
     check_recipe(recipe)
-    if recipe.data is None:
-        raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
     options = search_options(search)
     _refuse_unsearchable(recipe, options)
     target = out / f"{mix_recipe_name(recipe, name)}.yaml"
@@ -210,6 +208,8 @@ def _budget_text(budget: dict[str, float]) -> str:
 
 
 def _refuse_unsearchable(recipe: Recipe, options: list[SearchOption]) -> None:
+    if recipe.data is None:
+        raise SurgeryError(f"recipe {recipe.name!r} has no data section: the predictor distills each option on the recipe's data")
     if all(option.keeps for option in options):
         raise SurgeryError(f"recipe {recipe.name!r}: search.candidates offers only keep; add a substitute to choose")
     if recipe.model.from_run is not None:
@@ -350,18 +350,17 @@ def _scores(recipe: Recipe, search: Search, cache: Path, teacher_key: str, optio
     reference = read_cached(reference_path)
     known = {label: read_cached(path) for label, path in paths.items()}
     missing = [label for label, value in known.items() if value is None]
-    if reference is not None and not missing:
-        return site_scores({label: OptionScores.from_json(value) for label, value in known.items()}, reference), True
-    teacher = students.teacher
-    loaders = build_loaders(recipe.data, size, search.predictor.batch_size, seed=recipe.seed, model=teacher)
-    blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
-    predictor = Predictor(teacher, blocks, loaders.train, loaders.val, search.predictor, recipe.seed, TaskLoss(uses_teacher=takes_tokens(teacher)))
-    if reference is None:
-        reference = predictor.reference()
-        write_cached(reference_path, reference)
-    spec = search.predictor
-    for index, label in enumerate(missing, 1):
-        console.print(f"predictor {index}/{len(missing)}: {label}, {spec.steps} distillation and {spec.finetune_steps} finetune steps", highlight=False)
-        known[label] = predictor.score(students.build(label)).to_json()
-        write_cached(paths[label], known[label])
-    return site_scores({label: OptionScores.from_json(value) for label, value in known.items()}, reference), False
+    cached = reference is not None and not missing
+    if not cached:
+        spec, teacher = search.predictor, students.teacher
+        loaders = build_loaders(recipe.data, size, spec.batch_size, seed=recipe.seed, model=teacher)
+        blocks = dict(zip(sites_plan.selected_paths, sites_plan.block_paths))
+        predictor = Predictor(teacher, blocks, loaders.train, loaders.val, spec, recipe.seed, TaskLoss(uses_teacher=takes_tokens(teacher)))
+        if reference is None:
+            reference = predictor.reference()
+            write_cached(reference_path, reference)
+        for index, label in enumerate(missing, 1):
+            console.print(f"predictor {index}/{len(missing)}: {label}, {spec.steps} distillation and {spec.finetune_steps} finetune steps", highlight=False)
+            known[label] = predictor.score(students.build(label)).to_json()
+            write_cached(paths[label], known[label])
+    return site_scores({label: OptionScores.from_json(value) for label, value in known.items()}, reference), cached
