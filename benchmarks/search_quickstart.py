@@ -11,7 +11,8 @@
 3. Spearman's rank correlation between predicted loss and measured top-1 (after distill + finetune) over the front's
    mixes, and between predicted loss and each trained mix's validation cross-entropy (what the `task` score predicts).
 
-    python -m benchmarks.search_quickstart --out benchmarks/search_quickstart --seeds 3
+    python -m benchmarks.search_quickstart --out benchmarks/search_quickstart --seeds 5
+    python -m benchmarks.search_quickstart --out benchmarks/search_quickstart --from-json   # the correlations again, no training
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -133,7 +135,20 @@ def main() -> None:
     parser.add_argument("--mixes", type=int, default=None, help="Mixes taken along the front, evenly spaced (default: every one).")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=2, help="Training seeds per mix; the table shows their mean.")
+    parser.add_argument("--from-json", action="store_true", help="Train nothing: the correlations and table again from OUT.json's rows.")
     args = parser.parse_args()
+    if args.from_json:
+        report = json.loads(args.out.with_suffix(".json").read_text())
+    else:
+        report = measure(args)
+    report |= correlations(report["rows"], report["score"])
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Search, train every mix to be measured, and report them with their predicted losses."""
     results, wall = searches(args.workdir / "search")
     chosen = {name: results[name].chosen for name in ("at_bilstm", "at_80")}
     mixes = mixes_to_train(results["at_bilstm"], args.mixes, chosen)
@@ -143,23 +158,39 @@ def main() -> None:
     scores = results["at_bilstm"].scores
     rows = [{"name": name, "sites": mix.sites, "predicted": {score: sum(losses[p][label] for p, label in mix.sites.items()) for score, losses in scores.items()},
              "energy_j": mix.cost["energy"], **measured[name]} for name, mix in mixes.items()]
-    front = [row for row in rows if row["name"].startswith("front")]
-    rho = {score: spearmanr([row["predicted"][score] for row in front], [row["student"] for row in front]).statistic for score in scores}
-    rho_loss = {score: spearmanr([row["predicted"][score] for row in front], [row["val_loss"] for row in front]).statistic for score in scores}
-    report = {
+    return {
         "machine": machine(),
         "search_wall_s": wall,
         "search_timing": {name: result.timing for name, result in results.items()},
         "budgets_j": {name: result.budget["energy"] for name, result in results.items()},
         "seeds": args.seeds,
         "score": results["at_bilstm"].recipe.search.predictor.score,
-        "spearman_predicted_vs_student_top1": rho,
-        "spearman_predicted_vs_student_val_loss": rho_loss,
         "rows": rows,
     }
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+
+
+def correlations(rows: list[dict], score: str) -> dict:
+    """Spearman's ρ between predicted loss and what training gave, over the front's mixes: for every score against
+    mean top-1 and validation loss; for the search's `score` against each seed's top-1, and on either side of each
+    uniform choice that lies inside the front (its mixes up to it, and from it on)."""
+    front = [row for row in rows if row["name"].startswith("front")]
+
+    def rho(part: list[dict], which: str, measured: Callable[[dict], float]) -> float:
+        return float(spearmanr([row["predicted"][which] for row in part], [measured(row) for row in part]).statistic)
+
+    scores = list(front[0]["predicted"])
+    inside = {row["name"]: index for row in rows if row["name"].startswith("all_")
+              for index, mix in enumerate(front) if mix["sites"] == row["sites"] and 0 < index < len(front) - 1}
+    return {
+        "spearman_predicted_vs_student_top1": {which: rho(front, which, lambda row: row["student"]) for which in scores},
+        "spearman_predicted_vs_student_val_loss": {which: rho(front, which, lambda row: row["val_loss"]) for which in scores},
+        "spearman_by_seed": [rho(front, score, lambda row, seed=seed: row["student_by_seed"][seed]) for seed in range(len(front[0]["student_by_seed"]))],
+        "spearman_either_side": {
+            name: {side: {"mixes": len(part), "top1": rho(part, score, lambda row: row["student"]), "val_loss": rho(part, score, lambda row: row["val_loss"])}
+                   for side, part in (("up to it", front[: index + 1]), ("from it on", front[index:]))}
+            for name, index in inside.items()
+        },
+    }
 
 
 def markdown(report: dict) -> str:
@@ -175,6 +206,12 @@ def markdown(report: dict) -> str:
         + f" (top-1: mean of {report['seeds']} training seeds); against their validation cross-entropy: "
         + ", ".join(f"{score} {rho:+.3f}" for score, rho in report["spearman_predicted_vs_student_val_loss"].items())
         + " (positive is right).",
+        "",
+        f"Against each seed's top-1 alone (`{report['score']}`): " + " / ".join(f"{rho:+.3f}" for rho in report["spearman_by_seed"]) + ".",
+        "",
+        *(f"On either side of {name} (`{report['score']}`): " + "; ".join(
+            f"{side} ({part['mixes']} mixes) {part['top1']:+.3f} against top-1, {part['val_loss']:+.3f} against validation loss"
+            for side, part in sides.items()) + "." for name, sides in report["spearman_either_side"].items()),
         "",
         f"The search used the `{report['score']}` score; the others come from the same predictor run.",
         "",
