@@ -34,7 +34,7 @@ from surgery.runs.state import RunState
 from surgery.search.cache import cache_key, read_cached, write_cached
 from surgery.search.costs import CostTable, cost_table
 from surgery.search.mix_recipe import mix_recipe, save_recipe
-from surgery.search.options import SearchOption, search_options, searched, site_candidate, trains
+from surgery.search.options import SearchOption, search_options, searched, site_candidates, trains
 from surgery.search.plot import plot_front
 from surgery.search.predictor import Losses, OptionScores, Predictor, site_scores
 from surgery.search.solver import Mix, Option, choose, pareto_front
@@ -155,7 +155,7 @@ def run_search(recipe: Recipe, out: Path, *, name: str | None = None, force: boo
         sparsity = _sparsity(recipe, teacher, size)
     sites_plan = _sites(recipe, search, options, teacher, sparsity)
     sites = {step.site.path: step.site for step in sites_plan.steps}
-    candidates = {path: {o.label: site_candidate(o, site, teacher.get_submodule(path)) for o in options} for path, site in sites.items()}
+    candidates = site_candidates(recipe, options, sites, teacher)
     students = _Students(recipe, options, candidates, teacher)
     metrics = [metric for metric in METRICS if metric != "cpu_latency" or metric in {*search.budget.limits(), search.front_axis}]
     with phases("costs") as phase:
@@ -291,8 +291,8 @@ def _sparsity(recipe: Recipe, teacher: nn.Module, size: tuple[int, ...]) -> dict
 
 def _sites(recipe: Recipe, search: Search, options: list[SearchOption], teacher: nn.Module, sparsity: dict | None) -> Plan:
     """The searched sites, as the search's selector picks them (sites no adapter fits are skipped, as a wildcard rewrite skips them)."""
-    first = next(option for option in options if not option.keeps).to_json()
-    rewrite = {"select": search.select.model_dump(mode="json", exclude_defaults=True), "substitute": first["substitute"], "params": first["params"]}
+    first = next(option for option in options if not option.keeps).to_json()  # at its defaults: its params are checked per candidate
+    rewrite = {"select": search.select.model_dump(mode="json", exclude_defaults=True), "substitute": first["substitute"]}
     selecting = recipe_from_data({**recipe.model_dump(mode="json", by_alias=True, exclude={"extends", "search"}), "rewrites": [rewrite]})
     try:
         found = plan(selecting, teacher, sparsity)

@@ -7,8 +7,10 @@ site (that share of the units it would have at full width), so every option is a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from far_modules import Prunable, build_substitute, substitute_options
@@ -28,6 +30,8 @@ class SearchOption:
     """`keep`, `conv`, `conv(kernel_size=3)`, `bilstm@0.5`: the substitute, its params, and its keep ratio."""
     candidate: Candidate
     """The candidate as written, without its keep ratios."""
+    index: int
+    """Its place in `search.candidates`: where a refusal of it points."""
     keep_ratio: float | None = None
 
     @property
@@ -52,17 +56,17 @@ def search_options(search: Search) -> list[SearchOption]:
         ['keep', 'conv(kernel_size=3)', 'bilstm@1', 'bilstm@0.5']
     """
     options = []
-    for candidate in search.candidates:
+    for index, candidate in enumerate(search.candidates):
         if candidate == KEEP:
-            options.append(SearchOption(KEEP, KEEP))
+            options.append(SearchOption(KEEP, KEEP, index))
             continue
         assert isinstance(candidate, Substitution)
         written = candidate.model_copy(update={"keep_ratios": None})
         label = _label(candidate)
         if candidate.keep_ratios is None:
-            options.append(SearchOption(label, written))
+            options.append(SearchOption(label, written, index))
         else:
-            options += [SearchOption(f"{label}@{ratio:g}", written, ratio) for ratio in candidate.keep_ratios]
+            options += [SearchOption(f"{label}@{ratio:g}", written, index, ratio) for ratio in candidate.keep_ratios]
     return options
 
 
@@ -86,6 +90,24 @@ def site_candidate(option: SearchOption, site: Site, source: nn.Module) -> Candi
         raise SurgeryError(f"search option {option.label}: {name} has no hidden_size to shrink by a keep ratio; drop keep_ratios")
     width = max(group.size for group in full.unit_groups())
     return option.candidate.model_copy(update={"params": {**params, "hidden_size": max(1, round(option.keep_ratio * width))}})
+
+
+def site_candidates(recipe: Recipe, options: Sequence[SearchOption], sites: Mapping[str, Site], model: nn.Module) -> dict[str, dict[str, Candidate]]:
+    """Site path -> option label -> what the option writes there (`site_candidate`), each test-built on the meta device,
+    so params its substitute rejects at a site are refused at the candidate's line before anything is priced or trained."""
+    resolved: dict[str, dict[str, Candidate]] = {}
+    for path, site in sites.items():
+        source, resolved[path] = model.get_submodule(path), {}
+        for option in options:
+            try:
+                candidate = resolved[path][option.label] = site_candidate(option, site, source)
+                if isinstance(candidate, Substitution):
+                    with torch.device("meta"):
+                        build_substitute(candidate.substitute, site_spec(site), source, **candidate.params)
+            except (TypeError, ValueError) as error:
+                where = recipe.location_of(("search", "candidates", option.index, "params"))
+                raise SurgeryError(f"{where or 'search.candidates'}: {option.label} at site {path}: {error}") from error
+    return resolved
 
 
 def trains(candidate: Candidate, site: Site, source: nn.Module) -> bool:

@@ -130,6 +130,13 @@ def test_budgets_out_of_reach_or_met_by_the_teacher_are_refused(searched, tmp_pa
     assert result.exit_code == 2 and "lets every site keep its attention" in result.output
 
 
+def test_params_a_substitute_rejects_at_a_site_are_refused_at_the_candidates_line(tmp_path) -> None:
+    recipe = searched_recipe(tmp_path, ["keep", {"substitute": "conv", "params": {"kernel_size": 4}}])
+    result = invoke("search", recipe, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and re.search(r"tiny.yaml:\d+:\d+: conv\(kernel_size=4\) at site blocks.0.attn: kernel_size must be a positive odd", result.output)
+    assert not list((tmp_path / "out" / "cache").glob("costs-*")), "refused before anything is priced"
+
+
 def test_a_recipe_starting_from_a_finished_run_is_refused_at_its_line(searched, finished_run, tmp_path) -> None:
     recipe, _, _ = searched
     data = load_recipe(recipe).model_dump(mode="json", by_alias=True, exclude={"extends"}, exclude_none=True)
